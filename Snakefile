@@ -1,0 +1,31 @@
+# deltamut: does a model still behave the same once exported, compiled, optimised, mutated and deployed?
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The default study, unless --configfile names another one (which then replaces it instead of
+# being merged into it, so a small test study never inherits the default models).
+if not config:
+
+    configfile: "config/config.yaml"
+
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/export.smk"
+include: "rules/compile.smk"
+include: "rules/mutate.smk"
+include: "rules/deploy.smk"
+include: "rules/infer.smk"
+include: "rules/compare.smk"
+
+
+rule all:
+    input:
+        STUDY.final_outputs(),
+    default_target: True

@@ -1,0 +1,71 @@
+"""Entry points of the compare stage: one model's tables, then the study's summary."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from deltamut.compare.tables import compare_model
+from deltamut.fsutil import atomic_path, write_text
+
+SUMMARY_COLUMNS = {
+    "kind": "kind", "a": "variant", "b": "against", "n_compared": "images",
+    "top1_disagreement_pct": "top-1 disagree %", "top5_jaccard_mean": "top-5 Jaccard",
+    "max_abs_err": "max |Δlogit|", "accuracy_a": "accuracy", "accuracy_b": "accuracy (against)",
+    "median_latency_a_ms": "median ms", "latency_ratio": "ms ratio (against/variant)",
+    "verdict": "verdict", "latency_verdict": "speed",
+}
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "-"
+        return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.0f}"
+    return str(v)
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A plain GitHub-markdown table (no extra dependency for a dozen lines of text)."""
+    head = "| " + " | ".join(df.columns) + " |\n| " + " | ".join("---" for _ in df.columns) + " |\n"
+    return head + "".join("| " + " | ".join(_fmt(v) for v in row) + " |\n" for row in df.itertuples(index=False))
+
+
+def _write_table(df: pd.DataFrame, csv: str | Path, parquet: str | Path) -> None:
+    with atomic_path(csv) as tmp:
+        df.to_csv(tmp, index=False)
+    with atomic_path(parquet) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+def summary_markdown(per_pair: pd.DataFrame, title: str) -> str:
+    cols = [c for c in SUMMARY_COLUMNS if c in per_pair.columns]
+    parts = [f"# {title}\n"]
+    for model, group in per_pair.groupby("model", sort=False):
+        parts.append(f"\n## {model}\n\n")
+        parts.append(markdown_table(group[cols].rename(columns=SUMMARY_COLUMNS)))
+    parts.append("\nVerdicts grade the worst image of a pair: identical < within_noise < numeric_drift < "
+                 "topk_reorder < top1_flip < failures. Accuracy is against the labelled images only.\n")
+    return "".join(parts)
+
+
+def compare_stage(model: str, variants: dict[str, dict[str, str]], pairs: list[dict[str, str]],
+                  inputs: str | Path, thresholds: dict[str, Any] | None, out: dict[str, str]) -> pd.DataFrame:
+    """Write per-image and per-pair tables (CSV and Parquet) and a readable summary for one model."""
+    per_image, per_pair = compare_model(model, variants, pairs, inputs, thresholds)
+    _write_table(per_image, out["per_image_csv"], out["per_image_parquet"])
+    _write_table(per_pair, out["per_pair_csv"], out["per_pair_parquet"])
+    write_text(out["summary"], summary_markdown(per_pair, f"deltamut: {model}"))
+    return per_pair
+
+
+def summarise_stage(per_pair_files: list[str], out_csv: str | Path, out_parquet: str | Path,
+                    out_summary: str | Path) -> pd.DataFrame:
+    """The study's per-pair table and summary across models."""
+    table = pd.concat([pd.read_parquet(f) for f in per_pair_files], ignore_index=True)
+    _write_table(table, out_csv, out_parquet)
+    write_text(out_summary, summary_markdown(table, "deltamut study summary"))
+    return table

@@ -1,0 +1,124 @@
+"""Per-image and per-pair tables of one model's comparisons: tidy, so pandas users can pivot them.
+
+Each row carries the coordinates of both sides (framework, optimisation, mutant, device) and the
+provenance of side `a` (TVM / torch / ONNX Runtime versions, target, host), so a row can be traced to what
+made it; the thresholds used are stored with the tables so a saved comparison can be re-judged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deltamut.compare import metrics
+from deltamut.compare.stats import compare_latency, mcnemar
+from deltamut.compare.verdicts import Thresholds, grade_images, grade_latency, grade_pair
+from deltamut.runner.outputs import Outputs, load_outputs
+
+COORDS = ("framework", "opt", "mutant", "device", "target")
+
+
+def _provenance(out: Outputs) -> dict[str, Any]:
+    m = out.meta
+    versions = m.get("versions", {})
+    return {"tvm": versions.get("apache-tvm"), "torch": versions.get("torch"),
+            "onnxruntime": versions.get("onnxruntime"), "host": m.get("host", {}).get("hostname"),
+            "target_str": (m.get("deploy") or {}).get("target")}
+
+
+def _usable(out: Outputs, width: int) -> np.ndarray | None:
+    return out.logits if out.logits.shape[1] == width and width > 0 else None
+
+
+def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Outputs, labels: np.ndarray,
+                 coords: dict[str, dict[str, str]], thresholds: Thresholds) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The per-image rows and the summary row of one pair (`a` judged against baseline `b`)."""
+    if list(a.ids) != list(b.ids):
+        raise ValueError(f"{model}: {a_id} and {b_id} ran on different images")
+    width = max(a.logits.shape[1], b.logits.shape[1])
+    la, lb = _usable(a, width), _usable(b, width)
+    verdict = grade_images(la, lb, a.status, b.status, None, thresholds)
+    both = (a.status == "ok") & (b.status == "ok") & (la is not None) & (lb is not None)
+    n = len(a.ids)
+    nan = np.full(n, np.nan)
+
+    def metric(fn, **kw):
+        if la is None or lb is None:
+            return nan
+        values = fn(la, lb, **kw).astype(np.float64)
+        return np.where(both, values, np.nan)
+
+    top1_a = np.where(a.status == "ok", la.argmax(1), -1) if la is not None else np.full(n, -1)
+    top1_b = np.where(b.status == "ok", lb.argmax(1), -1) if lb is not None else np.full(n, -1)
+    lat_a, lat_b = a.median_latency_ms(), b.median_latency_ms()
+    rows = pd.DataFrame({
+        "model": model, "kind": kind, "a": a_id, "b": b_id,
+        **{f"{c}_a": coords[a_id].get(c, "") for c in COORDS},
+        **{f"{c}_b": coords[b_id].get(c, "") for c in COORDS},
+        "image": a.ids, "label": labels, "status_a": a.status, "status_b": b.status,
+        "top1_a": top1_a, "top1_b": top1_b,
+        "top1_agree": np.where(both, top1_a == top1_b, False),
+        f"top{thresholds.topk}_jaccard": metric(metrics.topk_jaccard, k=thresholds.topk),
+        "kendall_tau": metric(metrics.kendall_tau), "rbo": metric(metrics.rbo),
+        "max_abs_err": metric(metrics.max_abs_err), "max_rel_err": metric(metrics.max_rel_err),
+        "cosine": metric(metrics.cosine),
+        "correct_a": (top1_a == labels) & (labels >= 0), "correct_b": (top1_b == labels) & (labels >= 0),
+        "latency_a_ms": lat_a, "latency_b_ms": lat_b, "verdict": verdict.astype(str),
+    })
+    labelled = labels >= 0
+    lat = compare_latency(a.latency_ms.ravel(), b.latency_ms.ravel())
+    mc = mcnemar(rows["correct_a"][labelled].to_numpy(), rows["correct_b"][labelled].to_numpy()) \
+        if labelled.any() else None
+    n_both = int(both.sum())
+    summary = {
+        "model": model, "kind": kind, "a": a_id, "b": b_id,
+        **{f"{c}_a": coords[a_id].get(c, "") for c in COORDS},
+        **{f"{c}_b": coords[b_id].get(c, "") for c in COORDS},
+        "n_images": n, "n_ok_a": int((a.status == "ok").sum()), "n_ok_b": int((b.status == "ok").sum()),
+        "n_compared": n_both,
+        "top1_disagreement_pct": 100.0 * float((~rows["top1_agree"][both]).sum()) / n_both if n_both else np.nan,
+        f"top{thresholds.topk}_jaccard_mean": float(np.nanmean(rows[f"top{thresholds.topk}_jaccard"]))
+        if n_both else np.nan,
+        "kendall_tau_mean": float(np.nanmean(rows["kendall_tau"])) if n_both else np.nan,
+        "max_abs_err": float(np.nanmax(rows["max_abs_err"])) if n_both else np.nan,
+        "n_labelled": int(labelled.sum()),
+        "accuracy_a": float(rows["correct_a"][labelled].mean()) if labelled.any() else np.nan,
+        "accuracy_b": float(rows["correct_b"][labelled].mean()) if labelled.any() else np.nan,
+        "mcnemar_p": mc.pvalue if mc else np.nan,
+        "median_latency_a_ms": lat.median_a, "median_latency_b_ms": lat.median_b,
+        "latency_ratio": lat.ratio, "latency_ci_low": lat.ci_low, "latency_ci_high": lat.ci_high,
+        "latency_p": lat.pvalue, "latency_effect": lat.effect_size,
+        "latency_verdict": grade_latency(lat, thresholds),
+        "verdict": grade_pair(verdict),
+        **{f"n_{v}": int((verdict == v).sum()) for v in sorted(set(verdict))},
+        **{f"{k}_a": v for k, v in _provenance(a).items()},
+    }
+    return rows, summary
+
+
+def compare_model(model: str, variants: dict[str, dict[str, str]], pairs: list[dict[str, str]],
+                  inputs: str | Path, thresholds: dict[str, Any] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All pairs of one model; each result file is read once."""
+    t = Thresholds.from_dict(thresholds)
+    with np.load(inputs) as z:
+        labels = z["labels"].astype(np.int64)
+    cache: dict[str, Outputs] = {}
+
+    def get(v: str) -> Outputs:
+        if v not in cache:
+            cache[v] = load_outputs(variants[v]["path"])
+        return cache[v]
+
+    per_image, per_pair = [], []
+    for p in pairs:
+        rows, summary = compare_pair(model, p["kind"], p["a"], p["b"], get(p["a"]), get(p["b"]), labels,
+                                     variants, t)
+        per_image.append(rows)
+        per_pair.append(summary)
+    pair_table = pd.DataFrame(per_pair)
+    for k, v in t.to_dict().items():
+        pair_table[f"threshold_{k}"] = v
+    return pd.concat(per_image, ignore_index=True), pair_table

@@ -1,0 +1,30 @@
+"""ONNX -> graph-level Relax: the module every optimisation and mutation starts from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def import_onnx(path: str | Path, input_shape: tuple[int, ...] | None = None):
+    """Import an ONNX file with weights as constants, so graph passes can fold them and model-level
+    mutations can reach them. The input shape defaults to the (static) one declared in the file."""
+    import onnx
+    from tvm.relax.frontend.onnx import from_onnx
+
+    path = Path(path)
+    try:
+        model = onnx.load(str(path))
+    except FileNotFoundError as exc:
+        raise ValueError(f"{path}: ONNX file not found") from exc
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from exc
+    graph_inputs = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+    if len(graph_inputs) != 1:
+        raise ValueError(f"{path}: expected one image input, found {graph_inputs}")
+    if input_shape is None:
+        dims = [d.dim_value for d in next(i for i in model.graph.input if i.name == graph_inputs[0])
+                .type.tensor_type.shape.dim]
+        if not dims or any(d <= 0 for d in dims):
+            raise ValueError(f"{path}: input {graph_inputs[0]!r} has no static shape ({dims}); give input_size")
+        input_shape = tuple(dims)
+    return from_onnx(model, shape_dict={graph_inputs[0]: list(input_shape)}, keep_params_in_input=False)

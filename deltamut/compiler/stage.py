@@ -1,0 +1,64 @@
+"""Entry points of the compile and deploy stages; each does its TVM work in an isolated child process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from deltamut.failure import read_failure, write_failure
+from deltamut.fsutil import write_json
+from deltamut.isolation import call_isolated
+
+
+def _graph_worker(onnx: str, opt_name: str, opt_spec: dict, out: str) -> dict:
+    from deltamut.compiler.importer import import_onnx
+    from deltamut.compiler.optconfig import OptConfig
+    from deltamut.compiler.passes import optimise_graph
+    from deltamut.compiler.serialize import save_module
+
+    opt = OptConfig.from_dict(opt_name, opt_spec)
+    save_module(optimise_graph(import_onnx(onnx), opt), out)
+    return {"passes": list(opt.passes)}
+
+
+def compile_stage(onnx: str | Path, opt_name: str, opt_spec: dict[str, Any], out: str | Path,
+                  timeout_s: float, log: str | Path) -> bool:
+    """ONNX -> graph-level Relax module file under one optimisation; a failure record if it cannot."""
+    res = call_isolated("deltamut.compiler.stage:_graph_worker",
+                        {"onnx": str(onnx), "opt_name": opt_name, "opt_spec": opt_spec, "out": str(out)},
+                        timeout_s, log)
+    if not res.ok:
+        write_failure(out, "compile", res.as_record())
+    return res.ok
+
+
+def _deploy_worker(module: str, target_spec: dict, opt_name: str, codegen: dict, out: str) -> dict:
+    from deltamut.compiler.build import build_library
+    from deltamut.compiler.optconfig import OptConfig
+    from deltamut.compiler.serialize import load_module
+
+    return build_library(load_module(module), target_spec, OptConfig.from_dict(opt_name, codegen), out)
+
+
+def deploy_stage(module: str | Path, manifest: dict[str, Any], target_name: str, target_spec: dict[str, Any],
+                 opt_name: str, codegen: dict[str, Any], out_lib: str | Path, out_info: str | Path,
+                 timeout_s: float, log: str | Path) -> dict[str, Any]:
+    """Build one library for one target; equivalent or failed mutants are recorded, not built."""
+    info: dict[str, Any] = {"target_name": target_name, "target_spec": target_spec, "opt": opt_name,
+                            "codegen": codegen}
+    upstream = read_failure(module)
+    if upstream is not None:
+        info.update(status="skipped", reason=f"{upstream['stage']} failed", upstream=upstream)
+    elif manifest.get("status") == "equivalent":
+        info.update(status="equivalent", reason=manifest.get("equivalent_to", "original"))
+    else:
+        res = call_isolated("deltamut.compiler.stage:_deploy_worker",
+                            {"module": str(module), "target_spec": target_spec, "opt_name": opt_name,
+                             "codegen": codegen, "out": str(out_lib)}, timeout_s, log)
+        info.update(status="ok" if res.ok else res.status, stage="deploy", **(res.value or {}))
+        if not res.ok:
+            info.update(res.as_record())
+    if info["status"] != "ok":
+        write_failure(out_lib, "deploy", {k: v for k, v in info.items() if k != "upstream"})
+    write_json(out_info, info)
+    return info

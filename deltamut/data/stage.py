@@ -1,0 +1,42 @@
+"""The data stage: a dataset folder -> one model's input batch, written once and read by every variant."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from deltamut.data.dataset import load_dataset
+from deltamut.data.inputs import load_rgb, preprocess_image
+from deltamut.data.preprocessing import Preprocessing
+from deltamut.fsutil import write_json, write_npz
+
+Transform = Callable[[Image.Image, int], Image.Image]
+
+
+def prepare_inputs(images: str | Path, labels: str | Path | None, limit: int | None, prep: Preprocessing,
+                   out_inputs: str | Path, out_manifest: str | Path, transform: Transform | None = None,
+                   seed: int = 0) -> int:
+    """Preprocess every readable image; unreadable files are listed in the manifest, never fatal.
+
+    `transform` is an input-level mutation applied to the decoded photo before resizing (JPEG
+    re-encoding or rotation only make sense on the photo, not on the normalised tensor); image `i`
+    gets seed `seed + i` so each image's perturbation is reproducible on its own.
+    """
+    ds = load_dataset(Path(images), Path(labels) if labels else None, limit)
+    x = np.empty((len(ds), 3, prep.crop, prep.crop), dtype=np.float32)
+    for i, path in enumerate(ds.paths):
+        im = load_rgb(path)
+        if transform is not None:
+            im = transform(im, seed + i)
+        x[i] = preprocess_image(im, prep)
+    write_npz(out_inputs, x=x, ids=np.asarray(ds.ids, dtype=str), labels=ds.labels.astype(np.int64))
+    write_json(out_manifest, {
+        "images": str(images), "labels": str(labels) if labels else None, "limit": limit,
+        "count": len(ds), "labelled": int((ds.labels >= 0).sum()), "preprocessing": prep.to_dict(),
+        "ids": ds.ids, "paths": [str(p) for p in ds.paths],
+        "skipped": [{"path": p, "reason": r} for p, r in ds.skipped], "seed": seed,
+    })
+    return len(ds)

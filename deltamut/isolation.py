@@ -1,0 +1,99 @@
+"""Run one library function in a child process with a time limit: a crash becomes a result.
+
+Compiling a mutant can segfault inside LLVM or loop forever in a pass; the seed tools died with it.
+`call_isolated` returns what happened (ok, exception, signal, timeout) with the tail of the child's log,
+so a stage can record the failure and the workflow goes on with the other variants.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Isolated:
+    ok: bool
+    value: Any = None
+    symptom: str = ""  # exception | signal | timeout | exit
+    error: str = ""
+    returncode: int | None = None
+    log_tail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        """In the vocabulary of deltamut.outcome.Status."""
+        if self.ok:
+            return "ok"
+        return {"timeout": "timeout", "signal": "crash", "exit": "crash"}.get(self.symptom, "error")
+
+    def as_record(self) -> dict[str, Any]:
+        return {"status": self.status, "symptom": self.symptom, "error": self.error,
+                "returncode": self.returncode, "log_tail": self.log_tail}
+
+
+def _tail(path: Path, n: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def call_isolated(func: str, kwargs: dict[str, Any], timeout_s: float, log_path: str | Path) -> Isolated:
+    """Call `func` ("package.module:function") with JSON-serialisable `kwargs` in a fresh interpreter."""
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="deltamut-iso-") as tmp:
+        args, result = Path(tmp) / "args.json", Path(tmp) / "result.json"
+        args.write_text(json.dumps(kwargs))
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "deltamut.isolation", func, str(args), str(result)],
+                                    stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+            try:
+                rc = proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return Isolated(False, symptom="timeout", error=f"{func} did not finish within {timeout_s:g} s",
+                                log_tail=_tail(log_path))
+        if result.exists():
+            out = json.loads(result.read_text())
+            if out.get("ok"):
+                return Isolated(True, value=out.get("value"), returncode=rc)
+            return Isolated(False, symptom="exception", error=out["error"], returncode=rc,
+                            log_tail=_tail(log_path))
+        if rc < 0:
+            name = signal.Signals(-rc).name
+            return Isolated(False, symptom="signal", error=f"{func} killed by signal {-rc} ({name})",
+                            returncode=rc, log_tail=_tail(log_path))
+        return Isolated(False, symptom="exit", error=f"{func} exited with code {rc} without a result",
+                        returncode=rc, log_tail=_tail(log_path))
+
+
+def _main(func: str, args_path: str, result_path: str) -> int:
+    module, name = func.split(":")
+    kwargs = json.loads(Path(args_path).read_text())
+    try:
+        value = getattr(importlib.import_module(module), name)(**kwargs)
+    except Exception as exc:
+        traceback.print_exc()
+        Path(result_path).write_text(json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000]}))
+        return 1
+    Path(result_path).write_text(json.dumps({"ok": True, "value": value}, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(*sys.argv[1:4]))

@@ -1,0 +1,73 @@
+"""Entry point of the mutate stage: graph module -> lowered mutant, its IR text, a diff and a manifest.
+
+Equivalent mutants are caught here, on the IR (`structural_equal` against the original), because two
+compiles of the same module give different binaries: a mutant equal to the original is recorded as
+`equivalent` and never built or run.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+from deltamut.failure import read_failure, write_failure
+from deltamut.fsutil import write_json, write_text
+from deltamut.isolation import call_isolated
+
+
+def _mutate_worker(graph: str, spec: dict, opt_name: str, lowering: dict, out_module: str, out_ir: str,
+                   original_module: str | None) -> dict:
+    import tvm_ffi
+
+    from deltamut.compiler.optconfig import OptConfig
+    from deltamut.compiler.passes import lower
+    from deltamut.compiler.serialize import load_module, save_module
+
+    opt = OptConfig.from_dict(opt_name, lowering)
+    graph_mod = load_module(graph)
+    if spec.get("operator") == "identity":
+        module, manifest = lower(graph_mod, opt), {"operator": "identity", "level": "identity", "sites": []}
+    else:
+        from deltamut.mutations import mutate
+
+        m = mutate(graph_mod, spec, lambda mod: lower(mod, opt))
+        module, manifest = m.module, dict(m.manifest)
+    manifest["structural_hash"] = f"{tvm_ffi.structural_hash(module) & (2**64 - 1):016x}"
+    if original_module is not None:
+        original = load_module(original_module)
+        if tvm_ffi.structural_equal(original, module):
+            manifest["status"] = "equivalent"
+            manifest["equivalent_to"] = "original"
+    manifest.setdefault("status", "ok")
+    save_module(module, out_module)
+    write_text(out_ir, module.script(show_meta=False))
+    return manifest
+
+
+def mutate_stage(graph: str | Path, mutant: str, spec: dict[str, Any], opt_name: str, lowering: dict[str, Any],
+                 out_module: str | Path, out_ir: str | Path, out_diff: str | Path, out_manifest: str | Path,
+                 original: dict[str, str] | None, timeout_s: float, log: str | Path) -> dict[str, Any]:
+    """`original` holds the paths of the original's `module` and `ir` (None for the original itself)."""
+    base = {"mutant": mutant, "spec": spec, "opt": opt_name}
+    upstream = read_failure(graph)
+    if upstream is not None:
+        manifest = {**base, "status": "skipped", "reason": f"{upstream['stage']} failed", "upstream": upstream}
+    else:
+        res = call_isolated("deltamut.mutations.stage:_mutate_worker",
+                            {"graph": str(graph), "spec": spec, "opt_name": opt_name, "lowering": lowering,
+                             "out_module": str(out_module), "out_ir": str(out_ir),
+                             "original_module": original["module"] if original else None}, timeout_s, log)
+        manifest = {**base, **res.value} if res.ok else {**base, "stage": "mutate", **res.as_record()}
+    if manifest["status"] in ("ok", "equivalent"):
+        before = Path(original["ir"]).read_text() if original else ""
+        after = Path(out_ir).read_text()
+        write_text(out_diff, "".join(difflib.unified_diff(
+            before.splitlines(keepends=True), after.splitlines(keepends=True),
+            fromfile="original/ir.txt", tofile=f"{mutant}/ir.txt")) if original else "")
+    else:
+        write_failure(out_module, "mutate", manifest)
+        for path in (out_ir, out_diff):
+            write_text(path, f"# no IR: {manifest.get('reason') or manifest.get('error')}\n")
+    write_json(out_manifest, manifest)
+    return manifest

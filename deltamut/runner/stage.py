@@ -1,0 +1,79 @@
+"""Entry points of the reference and infer stages: one backend spec, one dataset, one result file."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deltamut import provenance
+from deltamut.failure import describe, root_cause
+from deltamut.runner.outputs import Outputs, save_outputs
+from deltamut.runner.run import RunSettings, run_dataset
+
+_ARCH_ALIASES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+
+
+def reference_stage(framework: str, model: str, model_spec: dict[str, Any], onnx: str | Path, inputs: str | Path,
+                    runner: dict[str, Any] | None, out: str | Path, log: str | Path) -> Outputs:
+    """Framework reference outputs (PyTorch eager or ONNX Runtime) through the same isolated runner as TVM."""
+    settings = RunSettings.from_dict(runner)
+    if framework == "torch":
+        backend = {"kind": "torch", "model": model, "model_spec": model_spec, "threads": settings.threads}
+    elif framework == "onnxruntime":
+        backend = {"kind": "onnxruntime", "onnx": str(onnx), "threads": settings.threads}
+    else:
+        raise ValueError(f"unknown framework {framework!r}; known: torch, onnxruntime")
+    result = run_dataset(backend, inputs, settings, log)
+    result.meta.update(variant=framework, framework=framework, model=model)
+    save_outputs(out, result)
+    return result
+
+
+def _not_run(inputs: str | Path, status: str, error: str, meta: dict[str, Any]) -> Outputs:
+    with np.load(inputs) as z:
+        ids = z["ids"].astype(str)
+    n = len(ids)
+    meta = {**meta, "versions": provenance.versions(), "host": provenance.host()}
+    return Outputs(ids=ids, logits=np.full((n, 0), np.nan, np.float32), latency_ms=np.full((n, 1), np.nan),
+                   status=np.full(n, status).astype(str), error=np.full(n, error).astype(str), meta=meta)
+
+
+def check_device_target(device: str, device_spec: dict[str, Any], target_spec: dict[str, Any]) -> str | None:
+    """Why a library for this target cannot run on this device, or None. Only local CPUs can be checked
+    before connecting: a remote board tells us on upload."""
+    if device_spec.get("rpc") or device_spec.get("tracker") or target_spec.get("kind", "llvm") != "llvm":
+        return None
+    triple = target_spec.get("mtriple")
+    host = _ARCH_ALIASES.get(platform.machine(), platform.machine())
+    if triple and _ARCH_ALIASES.get(triple.split("-")[0], triple.split("-")[0]) != host:
+        return (f"device {device!r} runs on this host ({host}) but its target builds for {triple}: "
+                f"give the device an `rpc:` or `tracker:` entry, or a target for {host}")
+    return None
+
+
+def infer_stage(lib: str | Path, deploy_info: dict[str, Any], device: str, device_spec: dict[str, Any],
+                target_spec: dict[str, Any], inputs: str | Path, runner: dict[str, Any] | None,
+                variant: dict[str, str], out: str | Path, log: str | Path) -> Outputs:
+    """Run one library on one device; a library that was never built yields a result that says why."""
+    settings = RunSettings.from_dict(runner)
+    meta = {"variant": variant, "device": device, "device_spec": device_spec, "target_spec": target_spec,
+            "deploy": deploy_info}
+    mismatch = check_device_target(device, device_spec, target_spec)
+    if deploy_info.get("status") == "equivalent":
+        result = _not_run(inputs, "equivalent", f"equivalent to {deploy_info.get('reason')}: not run", meta)
+    elif deploy_info.get("status") != "ok":
+        root = root_cause(deploy_info)
+        result = _not_run(inputs, root.get("status", "error"), describe(deploy_info), meta)
+    elif mismatch:
+        result = _not_run(inputs, "error", mismatch, meta)
+    else:
+        backend = {"kind": "tvm", "lib": str(lib), "target_kind": target_spec.get("kind", "llvm"),
+                   **{k: device_spec[k] for k in ("rpc", "tracker", "connect_timeout_s", "session_timeout_s")
+                      if k in device_spec}}
+        result = run_dataset(backend, inputs, settings, log)
+        result.meta.update(meta)
+    save_outputs(out, result)
+    return result

@@ -1,0 +1,189 @@
+"""The study: one source of truth that the config expands into.
+
+`rules/common.smk` asks this module which models, optimisations, mutants, targets and devices form the
+study and which result files it needs; the compare stage asks it which pairs to compare. It imports
+neither TVM nor torch, so planning a large study with `snakemake -n` stays fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ORIGINAL = "original"
+IDENTITY = {"operator": "identity"}
+RESULTS = "results"
+
+
+class StudyError(ValueError):
+    """The config is well-formed but refers to something that does not exist."""
+
+
+def _operator_level(spec: dict[str, Any]) -> str:
+    """The level (graph, kernel, model, input) of a mutation spec, without importing TVM."""
+    if spec.get("operator") == "identity":
+        return "identity"
+    if "level" in spec:
+        return str(spec["level"])
+    from deltamut.mutations import operator_info
+
+    return operator_info(spec["operator"])["level"]
+
+
+@dataclass
+class Study:
+    config: dict[str, Any]
+    mutations: dict[str, dict[str, Any]]
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], base: str | Path = ".") -> Study:
+        mutations: dict[str, dict[str, Any]] = {}
+        catalog = config.get("mutation_catalog")
+        if catalog:
+            path = Path(base) / catalog
+            if not path.is_file():
+                raise StudyError(f"mutation_catalog: file {path} not found")
+            mutations.update(yaml.safe_load(path.read_text()) or {})
+        mutations.update(config.get("mutations") or {})
+        if ORIGINAL in mutations:
+            raise StudyError(f"mutations: {ORIGINAL!r} is reserved for the unmutated module")
+        study = cls(config=config, mutations=mutations)
+        study._check_references()
+        return study
+
+    # --- the axes -------------------------------------------------------------------------------
+    @property
+    def models(self) -> dict[str, dict[str, Any]]:
+        return self.config["models"]
+
+    @property
+    def optimisations(self) -> dict[str, dict[str, Any]]:
+        return self.config["optimisations"]
+
+    @property
+    def targets(self) -> dict[str, dict[str, Any]]:
+        return self.config["targets"]
+
+    @property
+    def devices(self) -> dict[str, dict[str, Any]]:
+        return self.config["devices"]
+
+    def frameworks(self, model: str) -> list[str]:
+        """Framework references of a model: an ONNX-file model has no PyTorch module."""
+        fws = list(self.config.get("frameworks", ["torch", "onnxruntime"]))
+        if self.models[model].get("source", "zoo") == "onnx":
+            fws = [f for f in fws if f != "torch"]
+        return fws
+
+    def reference(self, model: str) -> str:
+        """The framework every TVM variant of `model` is compared against."""
+        wanted = self.config.get("compare", {}).get("reference", "torch")
+        fws = self.frameworks(model)
+        return wanted if wanted in fws else fws[0]
+
+    def mutants(self, model: str) -> list[str]:
+        chosen = self.models[model].get("mutants", [])
+        names = sorted(self.mutations) if chosen == "all" else list(chosen)
+        return [ORIGINAL, *[m for m in names if m != ORIGINAL]]
+
+    def mutation(self, mutant: str) -> dict[str, Any]:
+        return IDENTITY if mutant == ORIGINAL else self.mutations[mutant]
+
+    def is_input_mutant(self, mutant: str) -> bool:
+        return mutant != ORIGINAL and _operator_level(self.mutation(mutant)) == "input"
+
+    def target_of(self, device: str) -> str:
+        return self.devices[device]["target"]
+
+    def used_targets(self) -> list[str]:
+        return sorted({self.target_of(d) for d in self.devices})
+
+    def tvm_variants(self, model: str) -> list[tuple[str, str, str]]:
+        """(optimisation, mutant, device) triples of a model."""
+        return [(opt, mutant, dev) for opt in self.optimisations for mutant in self.mutants(model)
+                for dev in self.devices]
+
+    # --- files ----------------------------------------------------------------------------------
+    @staticmethod
+    def inputs_path(model: str, mutant: str = ORIGINAL) -> str:
+        return f"{RESULTS}/{model}/data/inputs.npz" if mutant == ORIGINAL else \
+            f"{RESULTS}/{model}/data/{mutant}/inputs.npz"
+
+    @staticmethod
+    def reference_path(model: str, framework: str) -> str:
+        return f"{RESULTS}/{model}/reference/{framework}.npz"
+
+    @staticmethod
+    def outputs_path(model: str, opt: str, mutant: str, device: str) -> str:
+        return f"{RESULTS}/{model}/tvm/{opt}/{mutant}/infer/{device}/outputs.npz"
+
+    def model_spec(self, model: str) -> dict[str, Any]:
+        """The model's entry without the study-level keys: what the model zoo reads."""
+        return {k: v for k, v in self.models[model].items() if k != "mutants"}
+
+    def variants(self, model: str) -> dict[str, dict[str, str]]:
+        """Variant id -> its coordinates and result file, for every result of a model."""
+        out = {fw: {"framework": fw, "path": self.reference_path(model, fw)} for fw in self.frameworks(model)}
+        for opt, mutant, dev in self.tvm_variants(model):
+            out[f"tvm/{opt}/{mutant}/{dev}"] = {
+                "framework": "tvm", "opt": opt, "mutant": mutant, "device": dev, "target": self.target_of(dev),
+                "path": self.outputs_path(model, opt, mutant, dev)}
+        return out
+
+    def pairs(self, model: str) -> list[dict[str, str]]:
+        """The comparisons of a model, each `b` being the baseline `a` is judged against.
+
+        framework: each framework against the reference; compiler: each unmutated TVM variant against the
+        reference; mutant: each mutant against the original on the same optimisation and device;
+        optimisation: each optimisation against the first one; device: each device against the first one.
+        """
+        ref = self.reference(model)
+        opts, devs = list(self.optimisations), list(self.devices)
+        pairs = [{"kind": "framework", "a": fw, "b": ref} for fw in self.frameworks(model) if fw != ref]
+        for opt in opts:
+            for dev in devs:
+                original = f"tvm/{opt}/{ORIGINAL}/{dev}"
+                pairs.append({"kind": "compiler", "a": original, "b": ref})
+                pairs += [{"kind": "mutant", "a": f"tvm/{opt}/{m}/{dev}", "b": original}
+                          for m in self.mutants(model) if m != ORIGINAL]
+                if opt != opts[0]:
+                    pairs.append({"kind": "optimisation", "a": original, "b": f"tvm/{opts[0]}/{ORIGINAL}/{dev}"})
+                if dev != devs[0]:
+                    pairs.append({"kind": "device", "a": original, "b": f"tvm/{opt}/{ORIGINAL}/{devs[0]}"})
+        return pairs
+
+    def model_outputs(self, model: str) -> list[str]:
+        refs = [self.reference_path(model, f) for f in self.frameworks(model)]
+        return refs + [self.outputs_path(model, *v) for v in self.tvm_variants(model)]
+
+    def final_outputs(self) -> list[str]:
+        per_model = [f"{RESULTS}/{m}/compare/summary.md" for m in self.models]
+        return per_model + [f"{RESULTS}/compare/per_pair.csv", f"{RESULTS}/summary.md"]
+
+    # --- checks the schema cannot express ---------------------------------------------------------
+    def _check_references(self) -> None:
+        for model, spec in self.models.items():
+            chosen = spec.get("mutants", [])
+            if chosen != "all":
+                unknown = [m for m in chosen if m != ORIGINAL and m not in self.mutations]
+                if unknown:
+                    raise StudyError(
+                        f"models.{model}.mutants: unknown mutation(s) {unknown}; "
+                        f"known: {', '.join(sorted(self.mutations)) or '(none)'}"
+                    )
+        for device, spec in self.devices.items():
+            if spec["target"] not in self.targets:
+                raise StudyError(
+                    f"devices.{device}.target: unknown target {spec['target']!r}; known: {', '.join(self.targets)}"
+                )
+        ref = self.config.get("compare", {}).get("reference")
+        fws = self.config.get("frameworks", ["torch", "onnxruntime"])
+        if ref and ref not in fws:
+            raise StudyError(f"compare.reference: {ref!r} is not one of the study's frameworks {fws}")
+        for name in self.mutations:
+            level = _operator_level(self.mutation(name))
+            if level not in ("graph", "kernel", "model", "input"):
+                raise StudyError(f"mutations.{name}: unknown level {level!r}")

@@ -1,0 +1,61 @@
+# Bookkeeping done once: validate the config, expand the study, name the wildcards.
+import sys
+
+sys.path.insert(0, workflow.basedir)
+
+from snakemake.utils import validate
+
+from deltamut.compiler.optconfig import codegen_slice, graph_slice, lowering_slice
+from deltamut.study import ORIGINAL, Study
+
+validate(config, schema="../config/config.schema.yaml", set_default=True)
+STUDY = Study.from_config(config, base=workflow.basedir)
+
+TIMEOUTS = {"compile_s": 1800, "mutate_s": 1800, "deploy_s": 1800, **config.get("timeouts", {})}
+
+
+wildcard_constraints:
+    model=r"[A-Za-z0-9_.-]+",
+    opt=r"[A-Za-z0-9_.-]+",
+    mutant=r"[A-Za-z0-9_.-]+",
+    target=r"[A-Za-z0-9_.-]+",
+    device=r"[A-Za-z0-9_.-]+",
+    framework=r"torch|onnxruntime",
+
+
+def photos_input(wildcards):
+    return "resources/photos" if config["dataset"]["images"] == "default" else []
+
+
+def dataset_images():
+    images = config["dataset"]["images"]
+    return "resources/photos" if images == "default" else images
+
+
+def dataset_labels():
+    labels = config["dataset"]["labels"]
+    if labels == "default":
+        from deltamut.data.labels import default_ground_truth
+
+        return str(default_ground_truth())
+    return labels
+
+
+def original_paths(wildcards):
+    """The original's module and IR, which every other mutant is diffed and checked against."""
+    if wildcards.mutant == ORIGINAL:
+        return {}
+    base = f"results/{wildcards.model}/tvm/{wildcards.opt}/{ORIGINAL}"
+    return {"original_module": f"{base}/module.json", "original_ir": f"{base}/ir.txt"}
+
+
+def built_mutant(wildcards):
+    """Input-level mutants run the original's library on transformed images."""
+    return ORIGINAL if STUDY.is_input_mutant(wildcards.mutant) else wildcards.mutant
+
+
+def deploy_inputs(wildcards):
+    mutant = built_mutant(wildcards)
+    base = f"results/{wildcards.model}/tvm/{wildcards.opt}/{mutant}/deploy/{STUDY.target_of(wildcards.device)}"
+    return {"lib": f"{base}/lib.so", "info": f"{base}/deploy.json",
+            "inputs": STUDY.inputs_path(wildcards.model, wildcards.mutant)}

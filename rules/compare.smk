@@ -1,0 +1,39 @@
+rule compare:
+    input:
+        outputs=lambda wc: STUDY.model_outputs(wc.model),
+        inputs="results/{model}/data/inputs.npz",
+    output:
+        per_image_csv="results/{model}/compare/per_image.csv",
+        per_image_parquet="results/{model}/compare/per_image.parquet",
+        per_pair_csv=report(
+            "results/{model}/compare/per_pair.csv",
+            category="Tables",
+            labels={"model": "{model}", "table": "per pair"},
+        ),
+        per_pair_parquet="results/{model}/compare/per_pair.parquet",
+        summary=report(
+            "results/{model}/compare/summary.md",
+            category="Summaries",
+            labels={"model": "{model}"},
+        ),
+    params:
+        variants=lambda wc: STUDY.variants(wc.model),
+        pairs=lambda wc: STUDY.pairs(wc.model),
+        thresholds={k: v for k, v in config.get("compare", {}).items() if k != "reference"},
+    log:
+        "results/logs/compare/{model}.log",
+    script:
+        "../scripts/compare.py"
+
+
+rule summary:
+    input:
+        expand("results/{model}/compare/per_pair.parquet", model=list(config["models"])),
+    output:
+        csv=report("results/compare/per_pair.csv", category="Tables", labels={"table": "all pairs"}),
+        parquet="results/compare/per_pair.parquet",
+        summary=report("results/summary.md", category="Summaries", labels={"model": "all"}),
+    log:
+        "results/logs/summary.log",
+    script:
+        "../scripts/summary.py"

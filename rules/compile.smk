@@ -1,0 +1,17 @@
+rule compile:
+    input:
+        "results/{model}/export/model.onnx",
+    output:
+        "results/{model}/tvm/{opt}/graph.json",
+    params:
+        # The cache hash ignores wildcards: the names go through params so every
+        # (model, optimisation) gets its own cache entry.
+        model=lambda wc: wc.model,
+        opt=lambda wc: wc.opt,
+        graph=lambda wc: graph_slice(config["optimisations"][wc.opt]),
+        timeout_s=TIMEOUTS["compile_s"],
+    log:
+        "results/logs/compile/{model}/{opt}.log",
+    cache: "omit-software"
+    script:
+        "../scripts/compile.py"

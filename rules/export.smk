@@ -1,0 +1,29 @@
+rule export:
+    output:
+        "results/{model}/export/model.onnx",
+    params:
+        name=lambda wc: wc.model,
+        model=lambda wc: STUDY.model_spec(wc.model),
+        export=config.get("export", {}),
+    log:
+        "results/logs/export/{model}.log",
+    cache: "omit-software"
+    script:
+        "../scripts/export.py"
+
+
+rule reference:
+    input:
+        onnx="results/{model}/export/model.onnx",
+        inputs="results/{model}/data/inputs.npz",
+    output:
+        "results/{model}/reference/{framework}.npz",
+    params:
+        model=lambda wc: STUDY.model_spec(wc.model),
+        runner=config.get("runner", {}),
+    log:
+        "results/logs/reference/{model}/{framework}.log",
+    benchmark:
+        "results/benchmarks/reference/{model}/{framework}.tsv"
+    script:
+        "../scripts/reference.py"

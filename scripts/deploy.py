@@ -1,0 +1,10 @@
+"""Build one mutant for one target."""
+
+from deltamut.compiler.stage import deploy_stage
+from deltamut.fsutil import read_json
+from deltamut.joblog import job_log
+
+sm = snakemake  # noqa: F821
+with job_log(sm.log[0]):
+    deploy_stage(sm.input.module, read_json(sm.input.manifest), sm.wildcards.target, sm.params.target,
+                 sm.wildcards.opt, sm.params.codegen, sm.output.lib, sm.output.info, sm.params.timeout_s, sm.log[0])

@@ -1,0 +1,10 @@
+"""Export one model to ONNX."""
+
+from deltamut.export import export_model
+from deltamut.joblog import job_log
+from deltamut.models import load_model
+
+sm = snakemake  # noqa: F821
+with job_log(sm.log[0]):
+    info = load_model(sm.params.name, sm.params.model)
+    export_model(info, sm.output[0], opset=int(sm.params.export.get("opset", 18)))
