@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Stop the single-node SLURM cluster of start-cluster.sh by its PID files.
+#
+#   tools/slurm/stop-cluster.sh
+#
+# Stops slurmd, then slurmctld (SIGTERM, then SIGKILL after 15 s), and munged if start-cluster.sh started it.
+# Running jobs are not cancelled first: their steps end with slurmd. Idempotent: nothing running is fine.
+# Environment: DELTAMUT_SLURM_STATE (default /run/slurm).
+set -euo pipefail
+
+STATE="${DELTAMUT_SLURM_STATE:-/run/slurm}"
+log() { echo "[slurm] $*"; }
+
+alive() {
+    [[ -d /proc/$1 ]] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null
+}
+
+stop_pidfile() {  # stop_pidfile NAME FILE
+    local name=$1 file=$2 pid
+    if [[ ! -s "$file" ]]; then
+        log "$name: no PID file"
+        return 0
+    fi
+    pid=$(cat "$file")
+    if ! alive "$pid"; then
+        log "$name: not running"
+        rm -f "$file"
+        return 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 75); do alive "$pid" || break; sleep 0.2; done
+    if alive "$pid"; then
+        log "$name: still alive after 15 s, SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        for _ in $(seq 25); do alive "$pid" || break; sleep 0.2; done
+    fi
+    if alive "$pid"; then
+        echo "[slurm] $name ($pid) would not stop" >&2
+        return 1
+    fi
+    rm -f "$file"
+    log "$name ($pid) stopped"
+}
+
+stop_pidfile slurmd "$STATE/slurmd.pid"
+stop_pidfile slurmctld "$STATE/slurmctld.pid"
+if [[ -e "$STATE/munged.ours" ]]; then
+    stop_pidfile munged /run/munge/munged.pid
+    rm -f "$STATE/munged.ours"
+fi
