@@ -7,6 +7,7 @@ neither TVM nor torch, so planning a large study with `snakemake -n` stays fast.
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,9 @@ class Study:
             mutations.update(yaml.safe_load(path.read_text()) or {})
         mutations.update(config.get("mutations") or {})
         if ORIGINAL in mutations:
-            raise StudyError(f"mutations: {ORIGINAL!r} is reserved for the unmutated module")
+            if mutations[ORIGINAL].get("operator") != "identity":
+                raise StudyError(f"mutations: {ORIGINAL!r} is reserved for the unmutated module")
+            del mutations[ORIGINAL]
         study = cls(config=config, mutations=mutations)
         study._check_references()
         return study
@@ -84,10 +87,16 @@ class Study:
         fws = self.frameworks(model)
         return wanted if wanted in fws else fws[0]
 
-    def mutants(self, model: str) -> list[str]:
-        chosen = self.models[model].get("mutants", [])
-        names = sorted(self.mutations) if chosen == "all" else list(chosen)
-        return [ORIGINAL, *[m for m in names if m != ORIGINAL]]
+    def mutants(self, model: str, opt: str | None = None) -> list[str]:
+        """The original plus the model's mutants; under an optimisation not in the model's `mutate_under`,
+        only the original. Entries of `mutants` may be shell-style patterns (`mnn*`)."""
+        spec = self.models[model]
+        if opt is not None and opt not in spec.get("mutate_under", list(self.optimisations)):
+            return [ORIGINAL]
+        chosen = spec.get("mutants", [])
+        names = sorted(self.mutations) if chosen == "all" else \
+            [m for pattern in chosen for m in sorted(fnmatch.filter(self.mutations, pattern)) or [pattern]]
+        return [ORIGINAL, *dict.fromkeys(m for m in names if m != ORIGINAL)]
 
     def mutation(self, mutant: str) -> dict[str, Any]:
         return IDENTITY if mutant == ORIGINAL else self.mutations[mutant]
@@ -103,7 +112,7 @@ class Study:
 
     def tvm_variants(self, model: str) -> list[tuple[str, str, str]]:
         """(optimisation, mutant, device) triples of a model."""
-        return [(opt, mutant, dev) for opt in self.optimisations for mutant in self.mutants(model)
+        return [(opt, mutant, dev) for opt in self.optimisations for mutant in self.mutants(model, opt)
                 for dev in self.devices]
 
     # --- files ----------------------------------------------------------------------------------
@@ -117,12 +126,16 @@ class Study:
         return f"{RESULTS}/{model}/reference/{framework}.npz"
 
     @staticmethod
+    def manifest_path(model: str, opt: str, mutant: str) -> str:
+        return f"{RESULTS}/{model}/tvm/{opt}/{mutant}/manifest.json"
+
+    @staticmethod
     def outputs_path(model: str, opt: str, mutant: str, device: str) -> str:
         return f"{RESULTS}/{model}/tvm/{opt}/{mutant}/infer/{device}/outputs.npz"
 
     def model_spec(self, model: str) -> dict[str, Any]:
         """The model's entry without the study-level keys: what the model zoo reads."""
-        return {k: v for k, v in self.models[model].items() if k != "mutants"}
+        return {k: v for k, v in self.models[model].items() if k not in ("mutants", "mutate_under")}
 
     def variants(self, model: str) -> dict[str, dict[str, str]]:
         """Variant id -> its coordinates and result file, for every result of a model."""
@@ -130,7 +143,8 @@ class Study:
         for opt, mutant, dev in self.tvm_variants(model):
             out[f"tvm/{opt}/{mutant}/{dev}"] = {
                 "framework": "tvm", "opt": opt, "mutant": mutant, "device": dev, "target": self.target_of(dev),
-                "path": self.outputs_path(model, opt, mutant, dev)}
+                "path": self.outputs_path(model, opt, mutant, dev),
+                "manifest": self.manifest_path(model, opt, ORIGINAL if self.is_input_mutant(mutant) else mutant)}
         return out
 
     def pairs(self, model: str) -> list[dict[str, str]]:
@@ -148,7 +162,7 @@ class Study:
                 original = f"tvm/{opt}/{ORIGINAL}/{dev}"
                 pairs.append({"kind": "compiler", "a": original, "b": ref})
                 pairs += [{"kind": "mutant", "a": f"tvm/{opt}/{m}/{dev}", "b": original}
-                          for m in self.mutants(model) if m != ORIGINAL]
+                          for m in self.mutants(model, opt) if m != ORIGINAL]
                 if opt != opts[0]:
                     pairs.append({"kind": "optimisation", "a": original, "b": f"tvm/{opts[0]}/{ORIGINAL}/{dev}"})
                 if dev != devs[0]:
@@ -159,6 +173,9 @@ class Study:
         refs = [self.reference_path(model, f) for f in self.frameworks(model)]
         return refs + [self.outputs_path(model, *v) for v in self.tvm_variants(model)]
 
+    def model_manifests(self, model: str) -> list[str]:
+        return sorted({v["manifest"] for v in self.variants(model).values() if "manifest" in v})
+
     def final_outputs(self) -> list[str]:
         per_model = [f"{RESULTS}/{m}/compare/summary.md" for m in self.models]
         return per_model + [f"{RESULTS}/compare/per_pair.csv", f"{RESULTS}/summary.md"]
@@ -166,9 +183,12 @@ class Study:
     # --- checks the schema cannot express ---------------------------------------------------------
     def _check_references(self) -> None:
         for model, spec in self.models.items():
-            chosen = spec.get("mutants", [])
-            if chosen != "all":
-                unknown = [m for m in chosen if m != ORIGINAL and m not in self.mutations]
+            unknown_opts = [o for o in spec.get("mutate_under", []) if o not in self.optimisations]
+            if unknown_opts:
+                raise StudyError(f"models.{model}.mutate_under: unknown optimisation(s) {unknown_opts}; "
+                                 f"known: {', '.join(self.optimisations)}")
+            if spec.get("mutants", []) != "all":
+                unknown = [m for m in self.mutants(model) if m != ORIGINAL and m not in self.mutations]
                 if unknown:
                     raise StudyError(
                         f"models.{model}.mutants: unknown mutation(s) {unknown}; "

@@ -58,4 +58,4 @@ def deploy_inputs(wildcards):
     mutant = built_mutant(wildcards)
     base = f"results/{wildcards.model}/tvm/{wildcards.opt}/{mutant}/deploy/{STUDY.target_of(wildcards.device)}"
     return {"lib": f"{base}/lib.so", "info": f"{base}/deploy.json",
-            "inputs": STUDY.inputs_path(wildcards.model, wildcards.mutant)}
+            "inputs": STUDY.inputs_path(wildcards.model, wildcards.mutant if mutant == ORIGINAL else ORIGINAL)}

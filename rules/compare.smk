@@ -1,6 +1,7 @@
 rule compare:
     input:
         outputs=lambda wc: STUDY.model_outputs(wc.model),
+        manifests=lambda wc: STUDY.model_manifests(wc.model),
         inputs="results/{model}/data/inputs.npz",
     output:
         per_image_csv="results/{model}/compare/per_image.csv",
@@ -11,6 +12,18 @@ rule compare:
             labels={"model": "{model}", "table": "per pair"},
         ),
         per_pair_parquet="results/{model}/compare/per_pair.parquet",
+        kill_matrix_csv=report(
+            "results/{model}/compare/kill_matrix.csv",
+            category="Mutants",
+            labels={"model": "{model}", "table": "kill matrix"},
+        ),
+        kill_matrix_parquet="results/{model}/compare/kill_matrix.parquet",
+        scores_csv=report(
+            "results/{model}/compare/mutation_scores.csv",
+            category="Mutants",
+            labels={"model": "{model}", "table": "mutation scores"},
+        ),
+        scores_parquet="results/{model}/compare/mutation_scores.parquet",
         summary=report(
             "results/{model}/compare/summary.md",
             category="Summaries",
@@ -19,6 +32,7 @@ rule compare:
     params:
         variants=lambda wc: STUDY.variants(wc.model),
         pairs=lambda wc: STUDY.pairs(wc.model),
+        specs=lambda wc: {m: STUDY.mutation(m) for m in STUDY.mutants(wc.model)},
         thresholds={k: v for k, v in config.get("compare", {}).items() if k != "reference"},
     log:
         "results/logs/compare/{model}.log",

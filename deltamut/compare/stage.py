@@ -8,8 +8,11 @@ from typing import Any
 
 import pandas as pd
 
+from deltamut.compare.killmatrix import kill_matrix, mutation_scores
 from deltamut.compare.tables import compare_model
-from deltamut.fsutil import atomic_path, write_text
+from deltamut.fsutil import atomic_path, read_json, write_text
+
+KILL_COLUMNS = ["opt", "device", "mutant", "category", "applied", "status", "top1_changed_pct", "max_abs_err"]
 
 SUMMARY_COLUMNS = {
     "kind": "kind", "a": "variant", "b": "against", "n_compared": "images",
@@ -52,13 +55,41 @@ def summary_markdown(per_pair: pd.DataFrame, title: str) -> str:
     return "".join(parts)
 
 
-def compare_stage(model: str, variants: dict[str, dict[str, str]], pairs: list[dict[str, str]],
-                  inputs: str | Path, thresholds: dict[str, Any] | None, out: dict[str, str]) -> pd.DataFrame:
-    """Write per-image and per-pair tables (CSV and Parquet) and a readable summary for one model."""
+def _mutant_info(variants: dict[str, dict[str, Any]], specs: dict[str, dict[str, Any]]) -> dict[str, dict]:
+    """Operator, category and level of each mutant (from its spec), with the site counts of its manifest."""
+    from deltamut.mutations import spec_info
+
+    info: dict[str, dict[str, Any]] = {}
+    for v in variants.values():
+        mutant = v.get("mutant")
+        if mutant is None or mutant in info or mutant not in specs:
+            continue
+        meta = spec_info(specs[mutant])
+        entry = {"operator": meta["name"], "category": meta["category"], "level": meta["level"]}
+        if meta["level"] != "input" and Path(v["manifest"]).exists():
+            manifest = read_json(v["manifest"])
+            entry.update(candidates=manifest.get("candidates"), applied=manifest.get("applied"))
+        info[mutant] = entry
+    return info
+
+
+def compare_stage(model: str, variants: dict[str, dict[str, Any]], pairs: list[dict[str, str]],
+                  specs: dict[str, dict[str, Any]], inputs: str | Path, thresholds: dict[str, Any] | None,
+                  out: dict[str, str]) -> pd.DataFrame:
+    """Write per-image and per-pair tables (CSV and Parquet), the kill matrix and mutation scores, and a
+    readable summary for one model."""
     per_image, per_pair = compare_model(model, variants, pairs, inputs, thresholds)
+    matrix = kill_matrix(per_pair, _mutant_info(variants, specs))
+    scores = mutation_scores(matrix)
     _write_table(per_image, out["per_image_csv"], out["per_image_parquet"])
     _write_table(per_pair, out["per_pair_csv"], out["per_pair_parquet"])
-    write_text(out["summary"], summary_markdown(per_pair, f"deltamut: {model}"))
+    _write_table(matrix, out["kill_matrix_csv"], out["kill_matrix_parquet"])
+    _write_table(scores, out["scores_csv"], out["scores_parquet"])
+    text = summary_markdown(per_pair[per_pair["kind"] != "mutant"], f"deltamut: {model}")
+    if not matrix.empty:
+        text += "\n## Mutants\n\n" + markdown_table(matrix[KILL_COLUMNS]) + "\n## Mutation scores\n\n" + \
+            markdown_table(scores[scores["by"] == "category"].drop(columns=["by"]))
+    write_text(out["summary"], text)
     return per_pair
 
 

@@ -119,6 +119,8 @@ def compare_model(model: str, variants: dict[str, dict[str, str]], pairs: list[d
         per_image.append(rows)
         per_pair.append(summary)
     pair_table = pd.DataFrame(per_pair)
+    counts = [c for c in pair_table.columns if c.startswith("n_")]
+    pair_table[counts] = pair_table[counts].fillna(0).astype(int)
     for k, v in t.to_dict().items():
         pair_table[f"threshold_{k}"] = v
     return pd.concat(per_image, ignore_index=True), pair_table
