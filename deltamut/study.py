@@ -47,7 +47,16 @@ class Study:
             path = Path(base) / catalog
             if not path.is_file():
                 raise StudyError(f"mutation_catalog: file {path} not found")
-            mutations.update(yaml.safe_load(path.read_text()) or {})
+            try:
+                entries = yaml.safe_load(path.read_text()) or {}
+            except (yaml.YAMLError, UnicodeDecodeError) as exc:
+                raise StudyError(f"mutation_catalog: {path} is not valid YAML: {exc}") from None
+            bad = [k for k, v in entries.items() if not isinstance(v, dict) or "operator" not in v] \
+                if isinstance(entries, dict) else None
+            if bad is None or bad:
+                raise StudyError(f"mutation_catalog: {path} must map mutation names to mappings with an "
+                                 f"`operator:`" + (f"; these are not: {bad}" if bad else ""))
+            mutations.update(entries)
         mutations.update(config.get("mutations") or {})
         if ORIGINAL in mutations:
             if mutations[ORIGINAL].get("operator") != "identity":
@@ -182,7 +191,17 @@ class Study:
 
     # --- checks the schema cannot express ---------------------------------------------------------
     def _check_references(self) -> None:
+        from deltamut.compiler.optconfig import GRAPH_PASSES
+        from deltamut.models.names import ZOO_ARCHS
+
         for model, spec in self.models.items():
+            if spec.get("source", "zoo") == "zoo":
+                arch = spec.get("arch") or model
+                if arch not in ZOO_ARCHS:
+                    key = f"models.{model}.arch" if spec.get("arch") else f"models.{model} (no arch: the name is used)"
+                    raise StudyError(f"{key}: unknown architecture {arch!r}; known: {', '.join(ZOO_ARCHS)}")
+            elif not spec.get("path"):
+                raise StudyError(f"models.{model}.path: a model with source 'onnx' needs the path of its ONNX file")
             unknown_opts = [o for o in spec.get("mutate_under", []) if o not in self.optimisations]
             if unknown_opts:
                 raise StudyError(f"models.{model}.mutate_under: unknown optimisation(s) {unknown_opts}; "
@@ -194,6 +213,11 @@ class Study:
                         f"models.{model}.mutants: unknown mutation(s) {unknown}; "
                         f"known: {', '.join(sorted(self.mutations)) or '(none)'}"
                     )
+        for opt, spec in self.optimisations.items():
+            unknown_passes = [p for p in spec.get("passes", []) if p not in GRAPH_PASSES]
+            if unknown_passes:
+                raise StudyError(f"optimisations.{opt}.passes: unknown pass(es) {unknown_passes}; "
+                                 f"known: {', '.join(GRAPH_PASSES)}")
         for device, spec in self.devices.items():
             if spec["target"] not in self.targets:
                 raise StudyError(
@@ -204,6 +228,9 @@ class Study:
         if ref and ref not in fws:
             raise StudyError(f"compare.reference: {ref!r} is not one of the study's frameworks {fws}")
         for name in self.mutations:
-            level = _operator_level(self.mutation(name))
+            try:
+                level = _operator_level(self.mutation(name))
+            except ValueError as exc:  # an unknown operator (MutationSpecError)
+                raise StudyError(f"mutations.{name}.operator: {exc}") from None
             if level not in ("graph", "kernel", "model", "input"):
                 raise StudyError(f"mutations.{name}: unknown level {level!r}")

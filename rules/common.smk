@@ -3,13 +3,11 @@ import sys
 
 sys.path.insert(0, workflow.basedir)
 
-from snakemake.utils import validate
-
 from deltamut.compiler.optconfig import codegen_slice, graph_slice, lowering_slice
-from deltamut.study import ORIGINAL, Study
+from deltamut.config import load_study
+from deltamut.study import ORIGINAL
 
-validate(config, schema="../config/config.schema.yaml", set_default=True)
-STUDY = Study.from_config(config, base=workflow.basedir)
+STUDY = load_study(config, base=workflow.basedir)
 
 TIMEOUTS = {"compile_s": 1800, "mutate_s": 1800, "deploy_s": 1800, **config.get("timeouts", {})}
 

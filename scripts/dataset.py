@@ -8,7 +8,7 @@ sm = snakemake  # noqa: F821
 with job_log(sm.log[0]):
     prep = load_model(sm.wildcards.model, sm.params.model).preprocessing
     transform, seed = None, 0
-    if "spec" in sm.params.keys():
+    if "spec" in sm.params.keys():  # noqa: SIM118 (Namedlist: `in` tests values)
         from deltamut.mutations import transform_image
 
         spec = dict(sm.params.spec)

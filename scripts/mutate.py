@@ -6,7 +6,7 @@ from deltamut.mutations.stage import mutate_stage
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0]):
     original = ({"module": sm.input.original_module, "ir": sm.input.original_ir}
-                if "original_module" in sm.input.keys() else None)
+                if "original_module" in sm.input.keys() else None)  # noqa: SIM118 (Namedlist: `in` tests values)
     mutate_stage(sm.input.graph, sm.wildcards.mutant, sm.params.spec, sm.wildcards.opt, sm.params.lowering,
                  sm.output.module, sm.output.ir, sm.output.diff, sm.output.manifest, original, sm.params.timeout_s,
                  sm.log[0])

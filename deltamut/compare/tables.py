@@ -33,14 +33,39 @@ def _usable(out: Outputs, width: int) -> np.ndarray | None:
     return out.logits if out.logits.shape[1] == width and width > 0 else None
 
 
+def _check_outputs(model: str, vid: str, out: Outputs) -> None:
+    """Refuse a malformed result file with its name and field, before numpy fails somewhere inside."""
+    n = np.shape(out.ids)[0] if np.ndim(out.ids) == 1 else None
+    expected = {"ids": (1, None), "logits": (2, n), "latency_ms": (2, n), "status": (1, n),
+                "repeat_spread": (1, n)}
+    for name, (ndim, rows) in expected.items():
+        shape = np.shape(getattr(out, name))
+        if len(shape) != ndim or (rows is not None and shape[0] != rows):
+            want = "(N,)" if ndim == 1 else "(N, C)"
+            raise ValueError(f"{model}: result {vid}: {name} has shape {shape}, expected {want} with N = "
+                             f"{n} images")
+
+
 def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Outputs, labels: np.ndarray,
                  coords: dict[str, dict[str, str]], thresholds: Thresholds) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The per-image rows and the summary row of one pair (`a` judged against baseline `b`)."""
+    _check_outputs(model, a_id, a)
+    _check_outputs(model, b_id, b)
     if list(a.ids) != list(b.ids):
         raise ValueError(f"{model}: {a_id} and {b_id} ran on different images")
+    if np.shape(labels) != (len(a.ids),):
+        raise ValueError(f"{model}: labels have shape {np.shape(labels)}, expected ({len(a.ids)},): the inputs "
+                         f"file does not belong to these results")
     width = max(a.logits.shape[1], b.logits.shape[1])
     la, lb = _usable(a, width), _usable(b, width)
-    verdict = grade_images(la, lb, a.status, b.status, None, thresholds)
+    for vid, out, usable in ((a_id, a, la), (b_id, b, lb)):
+        if usable is None and (out.status == "ok").any():
+            raise ValueError(f"{model}: result {vid} has images with status ok but logits of shape "
+                             f"{out.logits.shape}, while the pair needs {width} classes ({a_id}: "
+                             f"{a.logits.shape}, {b_id}: {b.logits.shape})")
+    # Each side's own run-to-run noise widens the tolerance: a flaky backend's jitter is not a finding.
+    noise = np.nan_to_num(a.repeat_spread, nan=0.0, posinf=0.0) + np.nan_to_num(b.repeat_spread, nan=0.0, posinf=0.0)
+    verdict = grade_images(la, lb, a.status, b.status, noise, thresholds)
     both = (a.status == "ok") & (b.status == "ok") & (la is not None) & (lb is not None)
     n = len(a.ids)
     nan = np.full(n, np.nan)
@@ -66,7 +91,9 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
         "max_abs_err": metric(metrics.max_abs_err), "max_rel_err": metric(metrics.max_rel_err),
         "cosine": metric(metrics.cosine),
         "correct_a": (top1_a == labels) & (labels >= 0), "correct_b": (top1_b == labels) & (labels >= 0),
-        "latency_a_ms": lat_a, "latency_b_ms": lat_b, "verdict": verdict.astype(str),
+        "latency_a_ms": lat_a, "latency_b_ms": lat_b, "repeat_spread_a": a.repeat_spread,
+        "repeat_spread_b": b.repeat_spread, "nondeterministic": a.nondeterministic | b.nondeterministic,
+        "verdict": verdict.astype(str),
     })
     labelled = labels >= 0
     lat = compare_latency(a.latency_ms.ravel(), b.latency_ms.ravel())
@@ -84,6 +111,7 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
         if n_both else np.nan,
         "kendall_tau_mean": float(np.nanmean(rows["kendall_tau"])) if n_both else np.nan,
         "max_abs_err": float(np.nanmax(rows["max_abs_err"])) if n_both else np.nan,
+        "n_nondeterministic": int(rows["nondeterministic"].sum()),
         "n_labelled": int(labelled.sum()),
         "accuracy_a": float(rows["correct_a"][labelled].mean()) if labelled.any() else np.nan,
         "accuracy_b": float(rows["correct_b"][labelled].mean()) if labelled.any() else np.nan,

@@ -24,6 +24,18 @@ class Outputs:
     status: np.ndarray  # (N,) str: deltamut.outcome.Status values
     error: np.ndarray  # (N,) str: why an image failed ("" when ok)
     meta: dict[str, Any] = field(default_factory=dict)
+    # (N,) max |logit difference| between repeats of the same image: 0 for a deterministic backend,
+    # NaN where an image was not repeated (or never ran).
+    repeat_spread: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.repeat_spread is None:
+            self.repeat_spread = np.full(len(self.ids), np.nan)
+
+    @property
+    def nondeterministic(self) -> np.ndarray:
+        """Images whose repeats disagreed: flaky outputs, flagged before any discrepancy is reported."""
+        return np.nan_to_num(self.repeat_spread, nan=0.0) > 0
 
     @property
     def top5(self) -> np.ndarray:
@@ -48,6 +60,7 @@ def save_outputs(path: str | Path, out: Outputs) -> None:
         status=out.status.astype(str),
         error=out.error.astype(str),
         top5=out.top5.astype(np.int64),
+        repeat_spread=np.asarray(out.repeat_spread, dtype=np.float64),
         meta=np.array(json.dumps(out.meta, sort_keys=True, default=str)),
     )
 
@@ -61,4 +74,5 @@ def load_outputs(path: str | Path) -> Outputs:
             status=z["status"],
             error=z["error"],
             meta=json.loads(str(z["meta"])),
+            repeat_spread=z["repeat_spread"] if "repeat_spread" in z.files else None,
         )

@@ -97,7 +97,7 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 def _drain(worker: _Worker, start: int, n: int, settings: RunSettings, scratch: str, status, error,
-           latency, logits) -> tuple[int, str]:
+           latency, spread, logits) -> tuple[int, str]:
     """Collect a worker's results until it ends; return where the next worker starts and how this one ended.
 
     The image in flight when the worker hangs or dies is the one that caused it: it is recorded as a
@@ -130,6 +130,7 @@ def _drain(worker: _Worker, start: int, n: int, settings: RunSettings, scratch: 
         status[i], error[i] = ev["status"], ev.get("error", "")
         if ev.get("latency_ms"):
             latency[i, : len(ev["latency_ms"])] = ev["latency_ms"]
+        spread[i] = ev.get("spread", np.nan)
         f = Path(scratch) / f"{i}.npy"
         if f.exists():
             logits[i] = np.load(f)
@@ -144,6 +145,7 @@ def run_dataset(backend: dict[str, Any], inputs: str | Path, settings: RunSettin
     status = np.full(n, Status.SKIPPED.value, dtype=object)
     error = np.full(n, "", dtype=object)
     latency = np.full((n, max(settings.repeats, 1)), np.nan)
+    spread = np.full(n, np.nan)
     logits: dict[int, np.ndarray] = {}
     events: list[dict[str, Any]] = []
     info: dict[str, Any] = {}
@@ -177,7 +179,8 @@ def run_dataset(backend: dict[str, Any], inputs: str | Path, settings: RunSettin
                 status[start:], error[start:] = st.value, why
                 break
             info = ev["info"]
-            start, ended = _drain(worker, start, n, settings, scratch, status, error, latency, logits)
+            start, ended = _drain(worker, start, n, settings, scratch, status, error, latency, spread,
+                                  logits)
             if start >= n:
                 break
             events.append({"event": "restart", "after": ended})
@@ -195,4 +198,4 @@ def run_dataset(backend: dict[str, Any], inputs: str | Path, settings: RunSettin
     if events or any(s != Status.OK.value for s in status):
         meta["log_tail"] = _tail(log_path)
     return Outputs(ids=ids, logits=table, latency_ms=latency, status=status.astype(str),
-                   error=error.astype(str), meta=meta)
+                   error=error.astype(str), repeat_spread=spread, meta=meta)

@@ -44,11 +44,19 @@ def main(job_path: str, start: int) -> int:
             # (MutateNN's first image took 18 s against 0.03 s for the rest).
             for _ in range(warmup if i == start else 0):
                 backend(image)
-            times = []
+            times, spread, logits = [], 0.0, None
             for _ in range(repeats):
                 t0 = time.perf_counter()
-                logits = backend(image)
+                out = np.asarray(backend(image), dtype=np.float32)
                 times.append((time.perf_counter() - t0) * 1e3)
+                # Repeats double as a determinism check: any difference between runs of the same input
+                # is the backend's own noise, which later comparisons must not call a finding.
+                if logits is None:
+                    logits = out
+                elif out.shape == logits.shape:
+                    spread = max(spread, float(np.nanmax(np.abs(out - logits), initial=0.0)))
+                else:
+                    spread = float("inf")
         except Exception as exc:
             traceback.print_exc()
             _emit({"event": "image", "i": i, "status": "error", "error": f"{type(exc).__name__}: {exc}"[:500]})
@@ -56,7 +64,7 @@ def main(job_path: str, start: int) -> int:
         logits = np.asarray(logits, dtype=np.float32).reshape(1, -1)
         np.save(scratch / f"{i}.npy", logits[0])
         status = "ok" if np.all(np.isfinite(logits)) else "nan"
-        _emit({"event": "image", "i": i, "status": status, "latency_ms": times,
+        _emit({"event": "image", "i": i, "status": status, "latency_ms": times, "spread": spread,
                "error": "" if status == "ok" else "non-finite values in the output"})
     backend.close()
     return 0

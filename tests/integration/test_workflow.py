@@ -1,0 +1,107 @@
+"""The real workflow on a tiny study: every stage, the tables, the kill matrix, incremental reruns."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from deltamut.runner import load_outputs
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
+
+
+def study(photos: Path, labels: Path, mnn11_sites="all") -> dict:
+    return {
+        "models": {"tiny": {"source": "zoo", "arch": "mobilenet_v2", "input_size": 64, "seed": 0,
+                            "mutants": ["mnn11_relu_to_sigmoid", "mnn21_gt_to_lt"], "mutate_under": ["default"]}},
+        "dataset": {"images": str(photos), "labels": str(labels)},
+        "mutation_catalog": str(REPO / "config" / "mutations.yaml"),
+        "mutations": {"mnn11_relu_to_sigmoid": {"operator": "replace_op", "from": "pattern.relu6",
+                                                "to": "relax.sigmoid", "sites": mnn11_sites}},
+        "optimisations": {"basic": {"fuse": False, "llvm": {"opt-level": 1}},
+                          "default": {"passes": ["DecomposeOpsForInference"]}},
+        "targets": {"x86_64": {"kind": "llvm"}},
+        "devices": {"cpu": {"target": "x86_64"}},
+        "runner": {"warmup": 1, "repeats": 2},
+    }
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*SNAKEMAKE, "-d", str(workdir), "--configfile", str(workdir / "study.yaml"), *args],
+                          capture_output=True, text=True, cwd=workdir, timeout=900)
+
+
+def planned_jobs(dry_run_stdout: str) -> dict[str, int]:
+    """The job counts of `snakemake -n`'s 'Job stats' table."""
+    table = dry_run_stdout.split("Job stats:")[1].split("\n\n")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, labelled_photos):
+    workdir = tmp_path_factory.mktemp("study")
+    photos, labels = labelled_photos
+    (workdir / "study.yaml").write_text(yaml.safe_dump(study(photos, labels)))
+    run = snakemake(workdir)
+    assert run.returncode == 0, run.stderr[-4000:]
+    return workdir
+
+
+def test_tables_cover_every_pair(finished):
+    pairs = pd.read_parquet(finished / "results/tiny/compare/per_pair.parquet")
+    kinds = pairs.groupby("kind").size().to_dict()
+    assert kinds == {"framework": 1, "compiler": 2, "optimisation": 1, "mutant": 2}
+    compiler = pairs[pairs.kind == "compiler"]
+    # The unmutated TVM builds agree with PyTorch on every photo, to float32 rounding.
+    assert (compiler.top1_disagreement_pct == 0).all() and (compiler.max_abs_err < 1e-3).all()
+    assert (compiler.n_labelled == 3).all() and compiler.accuracy_a.notna().all()
+    assert set(compiler.tvm_a) == {"0.27.0.post1"}
+    per_image = pd.read_csv(finished / "results/tiny/compare/per_image.csv")
+    assert len(per_image) == 3 * len(pairs)
+    assert set(per_image.image) == {"skimage_coffee.png", "skimage_chelsea.png", "matplotlib_grace_hopper.jpg"}
+    assert "tiny" in (finished / "results/summary.md").read_text()
+
+
+def test_outputs_keep_raw_logits_and_provenance(finished):
+    out = load_outputs(finished / "results/tiny/tvm/default/original/infer/cpu/outputs.npz")
+    assert out.logits.shape == (3, 1000) and list(out.status) == ["ok"] * 3
+    assert out.latency_ms.shape == (3, 2) and np.all(out.latency_ms > 0)
+    assert np.all(out.repeat_spread == 0)  # TVM on the CPU is deterministic
+    assert out.meta["device"] == "cpu" and "llvm" in out.meta["deploy"]["target"]
+    assert out.meta["versions"]["torch"].startswith("2.13.0")
+
+
+def test_kill_matrix_and_equivalent_mutant(finished):
+    matrix = pd.read_csv(finished / "results/tiny/compare/kill_matrix.csv").set_index("mutant")
+    assert matrix.loc["mnn21_gt_to_lt", "status"] == "equivalent"  # no `>` guard in lowered kernels
+    assert matrix.loc["mnn11_relu_to_sigmoid", "status"] in ("killed", "survived")
+    assert matrix.loc["mnn11_relu_to_sigmoid", "applied"] > 0
+    deploy = yaml.safe_load((finished / "results/tiny/tvm/default/mnn21_gt_to_lt/deploy/x86_64/deploy.json")
+                            .read_text())
+    assert deploy["status"] == "equivalent"  # recorded, never built
+    out = load_outputs(finished / "results/tiny/tvm/default/mnn21_gt_to_lt/infer/cpu/outputs.npz")
+    assert set(out.status) == {"equivalent"}
+    diff = (finished / "results/tiny/tvm/default/mnn11_relu_to_sigmoid/diff.txt").read_text()
+    assert "sigmoid" in diff and diff.startswith("--- original/ir.txt")
+
+
+def test_editing_one_mutation_reruns_only_its_jobs(finished, labelled_photos):
+    nothing = snakemake(finished, "-n")
+    assert "Nothing to be done" in nothing.stdout + nothing.stderr
+    photos, labels = labelled_photos
+    (finished / "study.yaml").write_text(yaml.safe_dump(study(photos, labels, mnn11_sites=[[0, 2]])))
+    plan = snakemake(finished, "-n")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert planned_jobs(plan.stdout) == {"mutate": 1, "deploy": 1, "infer": 1, "compare": 1, "summary": 1,
+                                         "all": 1}
+    assert "results/tiny/tvm/default/mnn11_relu_to_sigmoid/module.json" in plan.stdout
