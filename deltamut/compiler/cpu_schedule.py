@@ -1,0 +1,408 @@
+"""Rule-based CPU schedules for the fused PrimFuncs of a lowered Relax module.
+
+Without schedules TVM emits scalar, single-threaded loop nests (40-100x slower than ONNX Runtime); tuning
+with MetaSchedule costs hours on this machine. A handful of fixed rules that every conv / matmul / pool /
+elementwise kernel of an image classifier fits gets within a small factor of ONNX Runtime in seconds of
+compile time, and keeps the kernels' arithmetic (the order of the reductions aside) unchanged, so mutants
+and differential runs stay comparable with the unscheduled build.
+
+The rules (one reduction block per function, NCHW):
+- inline copy-only producers (the no-op ``pad_temp`` of 1x1 convs) and every elementwise block of the epilogue
+  but the last; a conditional (padding) producer stays a separate stage, because a guarded load inside the
+  reduction costs up to 10x;
+- on the reduction block: split the innermost spatial axis into vector lanes, register-tile the axis that only
+  the weights depend on (the output channels), order the loops as outer spatial / vector-outer / reductions /
+  tile (unrolled) / vector (vectorised), parallelise the fused outer spatial loops, move the epilogue under the
+  vector-outer loop so that the accumulator tile stays in registers, and only then decompose the reduction;
+- rows whose width is no multiple of the vector width (7, 14, 28) and strided convs (stride-2 loads are
+  gathers) vectorise the output channels instead: the weights and the accumulator tile are laid out
+  channel-innermost (the weights packed per parallel iteration, a cheap copy reused over the whole plane),
+  the row is the register tile. 1x1 convs on 7x7/14x14 maps got 3x faster this way;
+- other blocks: parallelise the leading loops, vectorise the innermost one where its extent allows.
+
+Vector width comes from the target's features (AVX-512: 16 float32 lanes, AVX/AVX2: 8, NEON and anything
+else: 4, i.e. 128-bit); LLVM legalises a wider vector into several registers, so the lane count mainly
+bounds how many accumulators the register tile may hold (12 registers on 16-register ISAs, 20-24 on
+32-register ones). Never fuse the vectorised loop with anything: a fused index breaks contiguous vector loads
+into gathers.
+
+``tvm.compile(scheduled, target)`` with its default pipelines keeps the scheduled bodies as they are (its
+legalisation passes only add an ``op_pattern`` attribute), so no custom ``relax_pipeline`` is needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from dataclasses import dataclass
+
+import tvm
+import tvm_ffi
+from tvm import s_tir, tirx
+from tvm.target import Target, codegen
+
+log = logging.getLogger(__name__)
+
+SCHEDULED_ATTR = "tirx.is_scheduled"
+
+
+def cpu_target(
+    mtriple: str | None = None, num_cores: int | None = None, opt_level: int = 3, fast_math: bool = False
+) -> Target:
+    """LLVM target for compiled CPU code.
+
+    ``mcpu`` matters more than any schedule detail (without it LLVM assumes a baseline x86-64 and the
+    scheduled code was 7x slower); it is only set for the host triple, since the host CPU name means nothing
+    to a cross target. aarch64 cross targets get ``+neon`` instead.
+    """
+    host_triple = codegen.llvm_get_system_triple()
+    cfg: dict = {"kind": "llvm", "opt-level": opt_level}
+    if mtriple is not None:
+        cfg["mtriple"] = mtriple
+    if mtriple is None or mtriple == host_triple:
+        cfg["mcpu"] = codegen.llvm_get_system_cpu()
+    elif mtriple.startswith(("aarch64", "arm64")):
+        cfg["mattr"] = ["+neon"]
+    if num_cores is not None:
+        cfg["num-cores"] = int(num_cores)
+    if fast_math:
+        cfg["fast-math"] = True
+    return Target(cfg)
+
+
+@dataclass(frozen=True)
+class _Params:
+    native_lanes: int  # float32 lanes of one vector register
+    acc_regs: int  # vector registers the accumulator tile may occupy
+    min_parallel: int  # parallel loop extent worth the threading overhead
+
+
+def _params_for(target: Target) -> _Params:
+    def has(feature: str) -> bool:
+        try:
+            return bool(codegen.target_has_features(feature, target))
+        except Exception:  # noqa: BLE001 - unknown feature names on foreign targets
+            return False
+
+    cores = int(target.attrs.get("num-cores", 0) or 0) or 2
+    if has("avx512f"):
+        return _Params(16, 24, 2 * cores)
+    if has("avx") or has("avx2"):
+        return _Params(8, 12, 2 * cores)
+    # NEON (32 x 128-bit registers) and unknown ISAs: 128-bit vectors
+    return _Params(4, 20, 2 * cores)
+
+
+def schedule_cpu(mod: tvm.IRModule, target: Target) -> tvm.IRModule:
+    """Schedule every PrimFunc of ``mod`` that the rules fit; mark it ``tirx.is_scheduled``.
+
+    A function whose scheduling raises (an odd shape from a mutated kernel, a block structure the rules do
+    not know) stays as it was, so one kernel never costs the whole module.
+    """
+    params = _params_for(target)
+    updated = {}
+    for gv, func in mod.functions_items():
+        if not isinstance(func, tirx.PrimFunc) or _is_scheduled(func):
+            continue
+        try:
+            updated[gv] = schedule_prim_func(func, params).with_attr(SCHEDULED_ATTR, True)
+        except Exception as err:  # noqa: BLE001 - any schedule error leaves the kernel unscheduled
+            log.info("cpu_schedule: %s left unscheduled: %s", gv.name_hint, (str(err).splitlines() or [""])[0])
+    if not updated:
+        return mod
+    out = tvm.IRModule(dict(mod.functions_items()), attrs=mod.attrs)
+    for gv, func in updated.items():
+        out[gv] = func
+    return out
+
+
+def _is_scheduled(func: tirx.PrimFunc) -> bool:
+    return func.attrs is not None and SCHEDULED_ATTR in func.attrs and bool(func.attrs[SCHEDULED_ATTR])
+
+
+def schedule_prim_func(func: tirx.PrimFunc, params: _Params) -> tirx.PrimFunc:
+    """Scheduled copy of one PrimFunc; raises when the rules do not apply."""
+    sch = s_tir.Schedule(func)
+    blocks = sch.get_child_blocks(sch.get_sblock("root"))
+    reductions = [b for b in blocks if _is_reduction(sch, b)]
+    if len(reductions) > 1:
+        raise ValueError("more than one reduction block")
+    if reductions:
+        _schedule_reduction_func(sch, reductions[0], params)
+    else:
+        _schedule_injective_func(sch, params)
+    return sch.mod["main"]
+
+
+# --- block analysis ---------------------------------------------------------------------------------------
+
+
+def _iter_kinds(sch: s_tir.Schedule, block) -> list[int]:
+    return [int(iv.iter_type) for iv in sch.get(block).iter_vars]
+
+
+def _is_reduction(sch: s_tir.Schedule, block) -> bool:
+    return any(k == tirx.IterVar.CommReduce for k in _iter_kinds(sch, block))
+
+
+def _has_condition(sch: s_tir.Schedule, block) -> bool:
+    """True for guarded producers (padding): inlining them puts a branch inside the reduction."""
+    found = []
+
+    def visit(node):
+        is_call = isinstance(node, tvm.ir.Call)
+        if isinstance(node, tirx.Select | tirx.IfThenElse) or (
+            is_call and str(getattr(node.op, "name", "")).endswith("if_then_else")
+        ):
+            found.append(node)
+
+    tvm_ffi.structural_walk(sch.get(block).body, visit)
+    return bool(found)
+
+
+def _extent(sch: s_tir.Schedule, loop) -> int:
+    ext = sch.get(loop).extent
+    if not isinstance(ext, tirx.IntImm):
+        raise ValueError("dynamic loop extent")
+    return int(ext.value)
+
+
+def _vars_in(expr) -> set:
+    names = set()
+
+    def visit(node):
+        if isinstance(node, tirx.Var):
+            names.add(node.name)
+
+    tvm_ffi.structural_walk(expr, visit)
+    return names
+
+
+# --- injective functions --------------------------------------------------------------------------------
+
+
+def _schedule_injective_func(sch: s_tir.Schedule, params: _Params) -> None:
+    for block in sch.get_child_blocks(sch.get_sblock("root"))[:-1]:
+        with contextlib.suppress(Exception):  # a block that feeds several consumers stays
+            sch.compute_inline(block)
+    for block in sch.get_child_blocks(sch.get_sblock("root")):
+        _parallel_vectorize(sch, block, params)
+
+
+def _vector_factor(extent: int, params: _Params) -> int:
+    """Lanes for an innermost loop of ``extent``: a multiple of the register width that divides it, else
+    the largest divisor up to the register width (7 for a 7-wide row)."""
+    for lanes in (2 * params.native_lanes, params.native_lanes):
+        if extent % lanes == 0:
+            return lanes
+    return max(d for d in range(1, min(extent, params.native_lanes) + 1) if extent % d == 0)
+
+
+def _parallel_vectorize(sch: s_tir.Schedule, block, params: _Params) -> None:
+    loops = sch.get_loops(block)
+    if not loops:
+        return
+    inner = loops[-1]
+    ext = _extent(sch, inner)
+    outer = list(loops[:-1])
+    lanes = _vector_factor(ext, params) if ext > 1 else 1
+    if lanes > 1:
+        if lanes < ext:
+            o, inner = sch.split(inner, factors=[None, lanes])
+            outer.append(o)
+        sch.vectorize(inner)
+    elif ext > 1:
+        outer.append(inner)
+    _parallelize_prefix(sch, outer, params)
+
+
+def _parallelize_prefix(sch: s_tir.Schedule, loops: list, params: _Params) -> None:
+    """Fuse leading loops until the extent can feed every core, and run it in parallel."""
+    if not loops:
+        return
+    take, total = 0, 1
+    for loop in loops:
+        take += 1
+        total *= _extent(sch, loop)
+        if total >= 4 * params.min_parallel:
+            break
+    if total < params.min_parallel:
+        return
+    fused = sch.fuse(*loops[:take]) if take > 1 else loops[0]
+    sch.parallel(fused)
+
+
+# --- functions with one reduction (conv, matmul, pool, mean) ---------------------------------------------
+
+
+def _schedule_reduction_func(sch: s_tir.Schedule, red, params: _Params) -> None:
+    root = sch.get_sblock("root")
+    blocks = sch.get_child_blocks(root)
+    red_name = sch.get(red).name_hint
+    names = [sch.get(b).name_hint for b in blocks]
+    pos = names.index(red_name)
+
+    # producers: inline copies, keep guarded ones (padding) as their own stage
+    for name in names[:pos]:
+        block = sch.get_sblock(name)
+        if not _has_condition(sch, block):
+            with contextlib.suppress(Exception):  # e.g. a producer with several consumers
+                sch.compute_inline(block)
+    # epilogue: inline every elementwise block into the next, keep the last
+    for name in names[pos + 1 : -1]:
+        sch.compute_inline(sch.get_sblock(name))
+    epilogue = sch.get_sblock(names[-1]) if pos < len(names) - 1 else None
+
+    red = sch.get_sblock(red_name)
+    loops = sch.get_loops(red)
+    ivars = sch.get(red).iter_vars
+    if len(loops) != len(ivars):
+        raise ValueError("reduction block is not a perfect loop nest over its iter vars")
+    kinds = [int(iv.iter_type) for iv in ivars]
+    spatial = [i for i, k in enumerate(kinds) if k == tirx.IterVar.DataPar]
+    reduce_ = [i for i, k in enumerate(kinds) if k == tirx.IterVar.CommReduce]
+    if len(spatial) + len(reduce_) != len(kinds):
+        raise ValueError("unsupported iter var kind")
+    exts = [_extent(sch, lp) for lp in loops]
+
+    vec_axes = [i for i in spatial if exts[i] > 1]
+    if not vec_axes:
+        raise ValueError("no spatial axis to vectorise")
+    vi = vec_axes[-1]
+    v_name = ivars[vi].var.name
+    # tile axis: a spatial axis that some read (the weights) uses without the vector axis
+    block_stmt = sch.get(red)
+    weight_vars: set = set()
+    for region in block_stmt.reads:
+        used = set()
+        for rng in region.region:
+            used |= _vars_in(rng.min)
+        if v_name not in used:
+            weight_vars |= used
+    tile_candidates = [i for i in spatial if i != vi and exts[i] > 1 and ivars[i].var.name in weight_vars]
+    ti = max(tile_candidates, key=lambda i: exts[i]) if tile_candidates else None
+
+    input_vars, strided = _input_access(block_stmt, v_name)
+    use_channel_vectors = (
+        ti is not None
+        and epilogue is not None
+        and exts[ti] % params.native_lanes == 0
+        and ivars[ti].var.name not in input_vars
+        and (strided or exts[vi] % params.native_lanes != 0)
+    )
+    if use_channel_vectors:
+        outer, v_outer, red_loops = _tile_channel_vectors(sch, red, loops, spatial, reduce_, vi, ti, params)
+    else:
+        outer, v_outer, red_loops = _tile_spatial_vectors(sch, loops, exts, spatial, reduce_, vi, ti, params)
+
+    if epilogue is not None:
+        sch.reverse_compute_at(epilogue, v_outer, preserve_unit_loops=True)
+        e_inner = sch.get_loops(epilogue)[len(outer) + 1 :]
+        if e_inner:
+            if _extent(sch, e_inner[-1]) > 1:
+                sch.vectorize(e_inner[-1])
+            for lp in e_inner[:-1]:
+                if _extent(sch, lp) > 1:
+                    sch.unroll(lp)
+    if not use_channel_vectors:
+        _parallelize_prefix(sch, outer + [v_outer], params)
+    if red_loops:
+        sch.decompose_reduction(red, red_loops[0])
+
+    # producers kept as stages (padding): plain parallel + vector
+    for block in sch.get_child_blocks(sch.get_sblock("root")):
+        if sch.get(block).name_hint in names[:pos]:
+            _parallel_vectorize(sch, block, params)
+
+
+def _input_access(block_stmt, v_name: str) -> tuple[set, bool]:
+    """Iter vars that the reads indexed by the vector axis use, and whether that axis is strided there."""
+    used: set = set()
+    strided = False
+
+    def visit(node):
+        nonlocal strided
+        if isinstance(node, tirx.Mul) and any(
+            isinstance(arg, tirx.Var) and arg.name == v_name for arg in (node.a, node.b)
+        ):
+            strided = True
+
+    for region in block_stmt.reads:
+        names = set()
+        for rng in region.region:
+            names |= _vars_in(rng.min)
+        if v_name in names:
+            used |= names
+            for rng in region.region:
+                tvm_ffi.structural_walk(rng.min, visit)
+    return used, strided
+
+
+def _largest_divisor(n: int, limit: int) -> int:
+    return max(d for d in range(1, max(1, min(n, limit)) + 1) if n % d == 0)
+
+
+def _tile_spatial_vectors(sch, loops, exts, spatial, reduce_, vi, ti, params: _Params):
+    """Vectors along the innermost spatial axis (contiguous input rows), register tile on the channels."""
+    lanes = _vector_factor(exts[vi], params)
+    regs_per_row = max(1, math.ceil(lanes / params.native_lanes))
+    tile = _largest_divisor(exts[ti], params.acc_regs // regs_per_row) if ti is not None else 1
+    v_outer, v_inner = sch.split(loops[vi], factors=[None, lanes])
+    t_outer, t_inner = loops[ti] if ti is not None else None, None
+    if tile > 1:
+        t_outer, t_inner = sch.split(loops[ti], factors=[None, tile])
+    outer = [t_outer if i == ti else loops[i] for i in spatial if i != vi]
+    red_loops = [loops[i] for i in reduce_]
+    sch.reorder(*(outer + [v_outer] + red_loops + ([t_inner] if t_inner is not None else []) + [v_inner]))
+    if t_inner is not None:
+        sch.unroll(t_inner)
+    sch.vectorize(v_inner)
+    return outer, v_outer, red_loops
+
+
+def _tile_channel_vectors(sch, red, loops, spatial, reduce_, vi, ti, params: _Params):
+    """Vectors along the output channels, register tile along the spatial row.
+
+    For rows whose width is no multiple of the register width (7, 14, 28) and for strided convs the spatial
+    vectors are partial or gathered; the channel axis always divides. Its weights are strided in the
+    original layout, so each parallel iteration first packs its slice of the weights channel-innermost
+    (a cheap copy, reused over the whole output plane).
+    """
+    lanes = params.native_lanes
+    exts = [int(sch.get(lp).extent.value) for lp in loops]
+    width_tile = _largest_divisor(exts[vi], params.acc_regs)
+    block_stmt = sch.get(red)
+    c_name = block_stmt.iter_vars[ti].var.name
+    weight_index = next(
+        k
+        for k, region in enumerate(block_stmt.reads)
+        if c_name in set().union(*(_vars_in(r.min) for r in region.region))
+        and block_stmt.iter_vars[vi].var.name not in set().union(*(_vars_in(r.min) for r in region.region))
+    )
+    first = block_stmt.reads[weight_index].region[0].min
+    if not (isinstance(first, tirx.Var) and first.name == c_name):
+        raise ValueError("weight is not indexed by the channel axis first")
+    packed = sch.cache_read(red, weight_index, "global")
+    sch.transform_layout(packed, ("write", 0), lambda *idx: (idx[0] // lanes, *idx[1:], idx[0] % lanes))
+
+    # the accumulator tile must be channel-innermost too, or every vector update is a scatter
+    out_dims = [
+        k for k, r in enumerate(block_stmt.writes[0].region) if isinstance(r.min, tirx.Var) and r.min.name == c_name
+    ]
+    if len(out_dims) != 1:
+        raise ValueError("output not indexed by the channel axis")
+    d = out_dims[0]
+    sch.transform_layout(red, ("write", 0), lambda *idx: (*idx[:d], idx[d] // lanes, *idx[d + 1 :], idx[d] % lanes))
+    c_outer, c_inner = sch.split(loops[ti], factors=[None, lanes])
+    w_outer, w_inner = sch.split(loops[vi], factors=[None, width_tile])
+    lead = [loops[i] for i in spatial if i < ti]
+    rest = [loops[i] for i in spatial if i > ti and i != vi]
+    red_loops = [loops[i] for i in reduce_]
+    sch.reorder(*(lead + [c_outer] + rest + [w_outer] + red_loops + [w_inner, c_inner]))
+    sch.unroll(w_inner)
+    sch.vectorize(c_inner)
+    par = sch.fuse(*lead, c_outer) if lead else c_outer
+    sch.parallel(par)
+    sch.compute_at(packed, par, preserve_unit_loops=True)
+    return [par, *rest], w_outer, red_loops

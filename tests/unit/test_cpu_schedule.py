@@ -1,0 +1,137 @@
+"""The rule-based CPU schedule keeps results equal to the unscheduled build and never breaks a module."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import tvm
+import tvm_ffi
+from torch import nn
+from tvm import relax, tirx
+from tvm.relax.frontend.torch import from_exported_program
+from tvm.script import relax as R
+
+from deltamut.compiler.cpu_schedule import SCHEDULED_ATTR, cpu_target, schedule_cpu
+
+
+class _TinyNet(nn.Module):
+    """Covers the kernel kinds of the real models: padded 3x3, strided depthwise, 1x1 at widths that are and
+    are not multiples of the vector width, pooling, global mean, residual add, linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, stride=2, padding=1)
+        self.conv = nn.Conv2d(16, 16, 3, padding=1)
+        self.dw = nn.Conv2d(16, 16, 5, stride=2, padding=2, groups=16)
+        self.pw = nn.Conv2d(16, 24, 1)
+        self.pw2 = nn.Conv2d(24, 24, 1)
+        self.pool = nn.MaxPool2d(3, 2, 1)
+        self.shrink = nn.Conv2d(24, 24, 2)
+        self.fc = nn.Linear(24, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))  # 32x32
+        x = torch.clamp(self.conv(x), 0.0, 6.0) + x
+        x = torch.relu(self.dw(x))  # 16x16
+        x = self.pw(x)
+        x = self.pool(x)  # 8x8
+        x = self.shrink(x)  # 7x7: no multiple of any vector width
+        x = torch.relu(self.pw2(x)) + x
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def _lowered_tiny() -> tuple[tvm.IRModule, np.ndarray, np.ndarray]:
+    torch.manual_seed(0)
+    model = _TinyNet().eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x).numpy()
+        ep = torch.export.export(model, (x,))
+    mod = from_exported_program(ep, keep_params_as_input=False, unwrap_unit_return_tuple=True)
+    mod = relax.transform.DecomposeOpsForInference()(mod)
+    return relax.get_pipeline("zero")(mod), x.numpy(), ref
+
+
+def _run(mod: tvm.IRModule, target, x: np.ndarray) -> np.ndarray:
+    exe = tvm.compile(mod, target)
+    vm = relax.VirtualMachine(exe, tvm.cpu())
+    return vm["main"](tvm.runtime.tensor(x)).numpy()
+
+
+def _prim_funcs(mod: tvm.IRModule) -> dict[str, tirx.PrimFunc]:
+    return {gv.name_hint: f for gv, f in mod.functions_items() if isinstance(f, tirx.PrimFunc)}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return _lowered_tiny()
+
+
+def test_schedule_marks_every_kernel_and_keeps_outputs(tiny):
+    lowered, x, ref = tiny
+    target = cpu_target(num_cores=2)
+    scheduled = schedule_cpu(lowered, target)
+    funcs = _prim_funcs(scheduled)
+    assert funcs, "the tiny model lowers to PrimFuncs"
+    unscheduled = [n for n, f in funcs.items() if SCHEDULED_ATTR not in f.attrs]
+    assert not unscheduled, f"left unscheduled: {unscheduled}"
+    # the schedule really rewrote the loop nests: some loop runs in parallel and some is vectorised
+    kinds = set()
+    for f in funcs.values():
+        tvm_ffi.structural_walk(f.body, [(tirx.For, lambda loop: kinds.add(int(loop.kind)))])
+    assert {int(tirx.ForKind.PARALLEL), int(tirx.ForKind.VECTORIZED)} <= kinds
+    base = _run(lowered, target, x)
+    fast = _run(scheduled, target, x)
+    np.testing.assert_allclose(fast, base, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_scheduling_twice_changes_nothing(tiny):
+    target = cpu_target(num_cores=2)
+    once = schedule_cpu(tiny[0], target)
+    twice = schedule_cpu(once, target)
+    for name, func in _prim_funcs(once).items():
+        assert tvm_ffi.structural_equal(func, _prim_funcs(twice)[name])
+
+
+def test_unschedulable_kernel_is_left_as_is():
+    # softmax lowers to one PrimFunc with two reductions (max, then sum), which the rules do not cover
+    @tvm.script.ir_module
+    class Softmax:
+        @R.function
+        def main(x: R.Tensor((4, 37), "float32")) -> R.Tensor((4, 37), "float32"):
+            with R.dataflow():
+                y = R.nn.softmax(R.multiply(x, R.const(2.0, "float32")), axis=1)
+                R.output(y)
+            return y
+
+    lowered = relax.get_pipeline("zero")(Softmax)
+    target = cpu_target(num_cores=2)
+    scheduled = schedule_cpu(lowered, target)
+    before, after = _prim_funcs(lowered), _prim_funcs(scheduled)
+    softmax = [n for n in before if "softmax" in n]
+    assert softmax
+    for name in softmax:
+        assert tvm_ffi.structural_equal(before[name], after[name])
+        assert SCHEDULED_ATTR not in after[name].attrs
+    x = np.random.default_rng(1).standard_normal((4, 37)).astype(np.float32)
+    e = np.exp(2 * x - (2 * x).max(axis=1, keepdims=True))
+    np.testing.assert_allclose(_run(scheduled, target, x), e / e.sum(axis=1, keepdims=True), rtol=1e-5)
+
+
+def test_targets_host_and_aarch64():
+    host = cpu_target(num_cores=3, fast_math=True)
+    assert host.attrs["mcpu"] == tvm.target.codegen.llvm_get_system_cpu()
+    assert int(host.attrs["num-cores"]) == 3
+    arm = cpu_target(mtriple="aarch64-linux-gnu")
+    assert "mcpu" not in arm.attrs
+    assert "+neon" in list(arm.attrs["mattr"])
+
+
+def test_schedule_builds_for_aarch64(tiny):
+    target = cpu_target(mtriple="aarch64-linux-gnu", num_cores=4)
+    scheduled = schedule_cpu(tiny[0], target)
+    assert all(SCHEDULED_ATTR in f.attrs for f in _prim_funcs(scheduled).values())
+    exe = tvm.compile(scheduled, target)  # LLVM's aarch64 backend must accept the vector code
+    assert exe is not None
