@@ -1,0 +1,51 @@
+"""Export: torch -> one checked ONNX file whose ONNX Runtime outputs match PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from deltamut.export import check_onnx, export_model
+from deltamut.models import ModelInfo, load_model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """One export shared by the tests: the dynamo exporter takes seconds per model."""
+    info = load_model("tiny", {"arch": "resnet18", "input_size": 32, "seed": 1})
+    path = tmp_path_factory.mktemp("export") / "model.onnx"
+    return info, path, export_model(info, path, opset=18)
+
+
+def test_export_round_trips_through_onnxruntime(exported):
+    info, path, record = exported
+    model = check_onnx(path)
+    assert record == {"exporter": "dynamo", "opset": 18}
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) == 18
+    assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)  # one file
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    with torch.no_grad():
+        expected = info.module(torch.from_numpy(x)).numpy()
+    got = ort.InferenceSession(str(path)).run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_onnx_source_is_checked_and_copied(exported, tmp_path):
+    info, path, _ = exported
+    onnx_info = ModelInfo(name="m", arch="onnx", module=None, onnx_path=path,
+                          input_shape=(1, 3, 32, 32), preprocessing=info.preprocessing, num_classes=1000,
+                          label_set="imagenet1k", pretrained=True, weights=None, seed=None)
+    assert export_model(onnx_info, tmp_path / "b.onnx")["exporter"] == "copy"
+    assert path.read_bytes() == (tmp_path / "b.onnx").read_bytes()
+
+
+def test_corrupt_onnx_names_the_file(exported, tmp_path):
+    bad = tmp_path / "truncated.onnx"
+    bad.write_bytes(exported[1].read_bytes()[:1000])
+    with pytest.raises(ValueError, match="truncated.onnx"):
+        check_onnx(bad)
+    with pytest.raises(ValueError, match="missing.onnx: ONNX file not found"):
+        check_onnx(tmp_path / "missing.onnx")
