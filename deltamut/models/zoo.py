@@ -28,6 +28,7 @@ from deltamut.models import (
 from deltamut.models.calibration import calibrate_batchnorm
 from deltamut.models.errors import ModelError
 from deltamut.models.info import ModelInfo
+from deltamut.models.names import ZOO_ARCHS
 from deltamut.models.onnx_source import check_onnx, graph_input_dims, graph_num_classes
 from deltamut.models.weights import load_strict, read_state_dict
 
@@ -86,6 +87,8 @@ ARCHS: dict[str, Arch] = {
     "squeezenet1_0": Arch(_plain(squeezenet.squeezenet1_0), TORCHVISION, 21),
     "squeezenet1_1": Arch(_plain(squeezenet.squeezenet1_1), TORCHVISION, 17),
 }
+if set(ARCHS) != set(ZOO_ARCHS):  # the torch-free list that planning checks configs against
+    raise ImportError(f"deltamut.models.names.ZOO_ARCHS is out of date: it should list {sorted(ARCHS)}")
 
 
 def zoo_names() -> list[str]:
@@ -162,6 +165,8 @@ def _load_zoo(name: str, spec: dict) -> ModelInfo:
 
 
 def _load_onnx(name: str, spec: dict) -> ModelInfo:
+    if spec.get("seed") == 0:  # the config schema fills in `seed: 0` for every model; only a chosen seed is an error
+        spec = {k: v for k, v in spec.items() if k != "seed"}
     _check_keys(spec, ONNX_KEYS, name, "onnx")
     if not spec.get("path"):
         raise ModelError(f"model {name!r}: source 'onnx' needs a path")
