@@ -7,10 +7,8 @@ so a stage can record the failure and the workflow goes on with the other varian
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,6 +17,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from deltamut.procutil import kill_group, spawn
 
 
 @dataclass
@@ -58,14 +58,12 @@ def call_isolated(func: str, kwargs: dict[str, Any], timeout_s: float, log_path:
         args, result = Path(tmp) / "args.json", Path(tmp) / "result.json"
         args.write_text(json.dumps(kwargs))
         with open(log_path, "ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "deltamut.isolation", func, str(args), str(result)],
-                                    stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = spawn([sys.executable, "-m", "deltamut.isolation", func, str(args), str(result)],
+                         stdout=log, stderr=log)
             try:
                 rc = proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+                kill_group(proc)
                 return Isolated(False, symptom="timeout", error=f"{func} did not finish within {timeout_s:g} s",
                                 log_tail=_tail(log_path))
         if result.exists():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import selectors
@@ -19,6 +18,7 @@ import numpy as np
 
 from deltamut import provenance
 from deltamut.outcome import Status
+from deltamut.procutil import kill_group, spawn
 from deltamut.runner.outputs import Outputs
 
 
@@ -49,10 +49,8 @@ class _Worker:
         if threads:
             env["TVM_NUM_THREADS"] = str(threads)
             env["OMP_NUM_THREADS"] = str(threads)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "deltamut.runner.worker", str(job_path), str(start)],
-            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
-        )
+        self.proc = spawn([sys.executable, "-m", "deltamut.runner.worker", str(job_path), str(start)],
+                          stdout=subprocess.PIPE, stderr=log, env=env)
         self.sel = selectors.DefaultSelector()
         self.sel.register(self.proc.stdout, selectors.EVENT_READ)
         self.buf = b""
@@ -75,9 +73,7 @@ class _Worker:
             return self.next_event(max(deadline - time.monotonic(), 0.01))
 
     def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
+        kill_group(self.proc)
         self.sel.close()
         self.proc.stdout.close()
 

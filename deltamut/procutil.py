@@ -1,0 +1,36 @@
+"""Child processes that can be killed as a group and that die with their parent.
+
+Isolated steps run in their own process group so a timeout can kill everything they started; and on
+Linux they ask the kernel for SIGKILL when their parent dies, so a workflow killed with SIGKILL leaves no
+orphan compiling or looping forever with nobody left to enforce its time limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def spawn(args: list[str], **kwargs: Any) -> subprocess.Popen:
+    """Popen in a new session that is SIGKILLed when this process dies."""
+    return subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent, **kwargs)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
