@@ -186,7 +186,9 @@ class Study:
         return sorted({v["manifest"] for v in self.variants(model).values() if "manifest" in v})
 
     def final_outputs(self) -> list[str]:
+        plots = ("heatmap", "kill_matrix", "latency", "gallery")  # the report's figures (rules/report.smk)
         per_model = [f"{RESULTS}/{m}/compare/summary.md" for m in self.models]
+        per_model += [f"{RESULTS}/{m}/report/{p}.png" for m in self.models for p in plots]
         return per_model + [f"{RESULTS}/compare/per_pair.csv", f"{RESULTS}/summary.md"]
 
     # --- checks the schema cannot express ---------------------------------------------------------

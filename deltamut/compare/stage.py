@@ -18,7 +18,7 @@ SUMMARY_COLUMNS = {
     "kind": "kind", "a": "variant", "b": "against", "n_compared": "images",
     "top1_disagreement_pct": "top-1 disagree %", "top5_jaccard_mean": "top-5 Jaccard",
     "max_abs_err": "max |Δlogit|", "accuracy_a": "accuracy", "accuracy_b": "accuracy (against)",
-    "median_latency_a_ms": "median ms", "latency_ratio": "ms ratio (against/variant)",
+    "median_latency_a_ms": "median ms", "latency_ratio": "ms ratio (variant/against)",
     "verdict": "verdict", "latency_verdict": "speed",
 }
 

@@ -96,7 +96,8 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
         "verdict": verdict.astype(str),
     })
     labelled = labels >= 0
-    lat = compare_latency(a.latency_ms.ravel(), b.latency_ms.ravel())
+    # The baseline goes first: ratio = variant / baseline and "slower" means the variant `a` is slower.
+    lat = compare_latency(b.latency_ms.ravel(), a.latency_ms.ravel())
     mc = mcnemar(rows["correct_a"][labelled].to_numpy(), rows["correct_b"][labelled].to_numpy()) \
         if labelled.any() else None
     n_both = int(both.sum())
@@ -116,7 +117,7 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
         "accuracy_a": float(rows["correct_a"][labelled].mean()) if labelled.any() else np.nan,
         "accuracy_b": float(rows["correct_b"][labelled].mean()) if labelled.any() else np.nan,
         "mcnemar_p": mc.pvalue if mc else np.nan,
-        "median_latency_a_ms": lat.median_a, "median_latency_b_ms": lat.median_b,
+        "median_latency_a_ms": lat.median_b, "median_latency_b_ms": lat.median_a,
         "latency_ratio": lat.ratio, "latency_ci_low": lat.ci_low, "latency_ci_high": lat.ci_high,
         "latency_p": lat.pvalue, "latency_effect": lat.effect_size,
         "latency_verdict": grade_latency(lat, thresholds),

@@ -34,7 +34,8 @@ def test_known_pair():
     assert summary["n_compared"] == 2 and summary["top1_disagreement_pct"] == 50.0
     assert summary["accuracy_a"] == 0.5 and summary["accuracy_b"] == 1.0  # 2 labelled images
     assert summary["max_abs_err"] == 2.0 and summary["verdict"] == "crash"
-    assert summary["median_latency_a_ms"] == 2.0 and summary["latency_ratio"] == 0.5
+    assert summary["median_latency_a_ms"] == 2.0 and summary["median_latency_b_ms"] == 1.0
+    assert summary["latency_ratio"] == 2.0 and summary["latency_verdict"] == "slower"  # a takes twice as long
     assert rows["top2_jaccard"].iloc[1] == pytest.approx(1 / 3)  # {0,1} vs {2,1}
     assert summary["tvm_a"] == "0.27.0.post1"
 

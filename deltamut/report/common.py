@@ -1,0 +1,93 @@
+"""What the report's figures share: the headless backend, atomic PNG output, notes, variant labels."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # a cluster node or CI runner has no display; must precede pyplot
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from deltamut.fsutil import atomic_path  # noqa: E402
+
+DPI = 100
+# Okabe-Ito colours: told apart by colour-blind readers and in greyscale print.
+STATUS_COLOURS = {"killed": "#D55E00", "survived": "#56B4E9", "equivalent": "#BBBBBB", "crashed": "#000000"}
+FAILED_VERDICTS = frozenset({"crash", "timeout", "error", "nan", "skipped"})
+ORIGINAL = "original"
+
+
+def new_figure(width_in: float, height_in: float) -> Figure:
+    """A figure sized in inches and clamped, so a huge study gives a tall PNG rather than a 100 MB one."""
+    return plt.figure(figsize=(min(max(width_in, 4.0), 40.0), min(max(height_in, 2.0), 80.0)), dpi=DPI)
+
+
+def save_figure(fig: Figure, path: str | Path, colours: int = 0) -> Path:
+    """Write the PNG atomically (a killed job leaves no half-written image that Snakemake would trust), with
+    the notes placed under everything else; `colours` > 0 re-encodes it with that many palette colours,
+    which shrinks a photo-and-text figure several times at no visible cost."""
+    path = Path(path)
+    try:
+        _place_notes(fig)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+            if colours:
+                from PIL import Image
+
+                with Image.open(tmp) as im:
+                    small = im.convert("RGB").quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
+                small.save(tmp, format="PNG", optimize=True)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def add_note(fig: Figure, text: str) -> None:
+    """A grey line under the plot saying what it leaves out (no mutants, failed variants, truncation); placed
+    when the figure is saved, below the tick labels and axis titles whose size is known only then."""
+    fig._deltamut_notes = [*getattr(fig, "_deltamut_notes", []), text]
+
+
+def _place_notes(fig: Figure) -> None:
+    notes = getattr(fig, "_deltamut_notes", [])
+    if not notes:
+        return
+    box = fig.get_tightbbox(fig.canvas.get_renderer())  # inches
+    width, height = fig.get_figwidth(), fig.get_figheight()
+    wrap = max(60, int(box.width * 15))  # about 15 characters of 8 pt text per inch
+    fig.text(box.x0 / width, (box.y0 - 0.08) / height, "\n".join(textwrap.wrap(" ".join(notes), wrap)),
+             ha="left", va="top", fontsize=8, color="#555555")
+
+
+def note_figure(path: str | Path, title: str, note: str) -> Path:
+    """A small figure holding only a title and a sentence: the plot has nothing to show, and says why."""
+    fig = new_figure(7.0, 1.6)
+    fig.text(0.5, 0.65, title, ha="center", va="center", fontsize=12, weight="bold")
+    fig.text(0.5, 0.35, "\n".join(textwrap.wrap(note, 90)), ha="center", va="center", fontsize=9, color="#555555")
+    return save_figure(fig, path)
+
+
+def variant_label(variant: str) -> str:
+    """`tvm/default/mnn11/cpu` -> `default / mnn11 @ cpu`; a framework id stays as it is."""
+    parts = str(variant).split("/")
+    if len(parts) == 4 and parts[0] == "tvm":
+        _, opt, mutant, device = parts
+        return f"{opt} @ {device}" if mutant == ORIGINAL else f"{opt} / {mutant} @ {device}"
+    return str(variant)
+
+
+def parse_variant(variant: str) -> dict[str, str]:
+    """The coordinates of a variant id (framework, opt, mutant, device); empty strings where none apply."""
+    parts = str(variant).split("/")
+    if len(parts) == 4 and parts[0] == "tvm":
+        return {"framework": "tvm", "opt": parts[1], "mutant": parts[2], "device": parts[3]}
+    return {"framework": str(variant), "opt": "", "mutant": "", "device": ""}
+
+
+def shorten(text: str, width: int) -> str:
+    text = str(text)
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,88 @@
+"""The kill matrix of mutants: which mutants the images noticed, under each optimisation and device.
+
+One row per mutant, one column per (optimisation, device); the colour is the mutant's status and the text
+the share of images whose top-1 label changed, because "killed" alone does not say whether one image in a
+thousand or all of them noticed. Each column's mutation score is in its label.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.patches import Patch, Rectangle
+
+from deltamut.report.common import STATUS_COLOURS, add_note, new_figure, note_figure, save_figure, shorten
+
+TITLE = "Kill matrix of mutants"
+
+
+def _cell_text(status: str, pct: object) -> str:
+    if status == "equivalent":
+        return "equiv."
+    if status == "crashed":
+        return "crash"
+    if pct is None or pd.isna(pct):
+        return status or "?"
+    return f"{float(pct):.0f}%"
+
+
+def _score(statuses: pd.Series) -> str:
+    live = statuses[statuses != "equivalent"]
+    if live.empty:
+        return "score –"
+    return f"score {statuses.isin(['killed', 'crashed']).sum() / len(live):.2f}"
+
+
+def _row_label(row: pd.Series) -> str:
+    detail = [str(row[k]) for k in ("operator", "level") if k in row and isinstance(row[k], str) and row[k]]
+    return shorten(f"{row['mutant']} ({', '.join(detail)})" if detail else str(row["mutant"]), 48)
+
+
+def kill_matrix_plot(kill: pd.DataFrame, path: str | Path, model: str = "") -> Path:
+    """Draw the kill matrix (the compare stage's `kill_matrix` table) to a PNG; a study without mutants gets
+    a note instead."""
+    title = f"{model}: {TITLE.lower()}" if model else TITLE
+    if kill is None or kill.empty:
+        return note_figure(path, title, "This study has no mutants: nothing to kill.")
+    kill = kill.copy()
+    kill["column"] = kill["opt"].astype(str) + " @ " + kill["device"].astype(str)
+    if "category" in kill:
+        kill = kill.sort_values(["category", "mutant"], kind="stable", na_position="last")
+    mutants = list(dict.fromkeys(kill["mutant"]))
+    columns = list(dict.fromkeys(kill["column"]))
+    labels = {m: _row_label(kill[kill["mutant"] == m].iloc[0]) for m in mutants}
+    n_rows, n_cols = len(mutants), len(columns)
+    fig = new_figure(3.6 + 1.35 * n_cols, 1.6 + 0.38 * n_rows)
+    ax = fig.add_subplot(1, 1, 1)
+    for _, row in kill.iterrows():
+        x, y = columns.index(row["column"]), mutants.index(row["mutant"])
+        status = str(row["status"])
+        colour = STATUS_COLOURS.get(status, "white")
+        ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor=colour, edgecolor="white", linewidth=1.5))
+        text_colour = "white" if status in ("crashed", "killed") else "black"
+        ax.text(x, y, _cell_text(status, row.get("top1_changed_pct")), ha="center", va="center", fontsize=8,
+                color=text_colour)
+    scores = [_score(kill.loc[kill["column"] == c, "status"].astype(str)) for c in columns]
+    ax.set_xlim(-0.5, n_cols - 0.5)
+    ax.set_ylim(n_rows - 0.5, -0.5)
+    ax.set_xticks(range(n_cols), [f"{c}\n{s}" for c, s in zip(columns, scores, strict=True)], fontsize=8)
+    ax.set_yticks(range(n_rows), [labels[m] for m in mutants], fontsize=8)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_xlabel("optimisation @ device")
+    ax.set_title(title, fontsize=10)
+    present = [s for s in STATUS_COLOURS if (kill["status"] == s).any()] or list(STATUS_COLOURS)
+    ax.legend(handles=[Patch(facecolor=STATUS_COLOURS[s], edgecolor="#888888", label=s) for s in present],
+              loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    missing = n_rows * n_cols - len(kill.drop_duplicates(["mutant", "column"]))
+    notes = ["Cell text: images whose top-1 label changed against the original (%); score = (killed + crashed)"
+             " / non-equivalent mutants."]
+    if missing:
+        notes.append(f"{missing} empty cell(s): the mutant is not built under that optimisation.")
+    unknown = sorted(set(kill["status"].astype(str)) - set(STATUS_COLOURS))
+    if unknown:
+        notes.append(f"Unknown status(es) drawn white: {', '.join(unknown)}.")
+    add_note(fig, " ".join(notes))
+    return save_figure(fig, path)

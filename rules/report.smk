@@ -1,0 +1,32 @@
+# The report's figures, per model: what `snakemake --report` embeds (see report/*.rst for their captions).
+
+
+def plot_output(name, figure):
+    return report(
+        f"results/{{model}}/report/{name}.png",
+        caption=f"../report/{name}.rst",
+        category="Plots",
+        subcategory="{model}",
+        labels={"model": "{model}", "figure": figure},
+    )
+
+
+rule plots:
+    input:
+        per_image="results/{model}/compare/per_image.parquet",
+        per_pair="results/{model}/compare/per_pair.parquet",
+        kill_matrix="results/{model}/compare/kill_matrix.parquet",
+        dataset="results/{model}/data/dataset.json",
+        outputs=lambda wc: STUDY.model_outputs(wc.model),
+    output:
+        heatmap=plot_output("heatmap", "top-1 disagreement heatmap"),
+        kill_matrix=plot_output("kill_matrix", "kill matrix of mutants"),
+        latency=plot_output("latency", "latency distributions"),
+        gallery=plot_output("gallery", "gallery of changed images"),
+    params:
+        variants=lambda wc: STUDY.variants(wc.model),
+        reference=lambda wc: STUDY.reference(wc.model),
+    log:
+        "results/logs/plots/{model}.log",
+    script:
+        "../scripts/report.py"
