@@ -57,3 +57,19 @@ def deploy_inputs(wildcards):
     base = f"results/{wildcards.model}/tvm/{wildcards.opt}/{mutant}/deploy/{STUDY.target_of(wildcards.device)}"
     return {"lib": f"{base}/lib.so", "info": f"{base}/deploy.json",
             "inputs": STUDY.inputs_path(wildcards.model, wildcards.mutant if mutant == ORIGINAL else ORIGINAL)}
+
+
+def export_inputs(wildcards):
+    """An ONNX-file model's file is an input, so replacing it reruns (and re-caches) its export."""
+    spec = STUDY.models[wildcards.model]
+    return [spec["path"]] if spec.get("source") == "onnx" else []
+
+
+def plot_output(name, figure):
+    return report(
+        f"results/{{model}}/report/{name}.png",
+        caption=f"../report/{name}.rst",
+        category="Plots",
+        subcategory="{model}",
+        labels={"model": "{model}", "figure": figure},
+    )

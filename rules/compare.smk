@@ -36,6 +36,8 @@ rule compare:
         thresholds={k: v for k, v in config.get("compare", {}).items() if k != "reference"},
     log:
         "results/logs/compare/{model}.log",
+    conda:
+        "../envs/cpu.yaml"
     script:
         "../scripts/compare.py"
 
@@ -49,5 +51,7 @@ rule summary:
         summary=report("results/summary.md", category="Summaries", labels={"model": "all"}),
     log:
         "results/logs/summary.log",
+    conda:
+        "../envs/cpu.yaml"
     script:
         "../scripts/summary.py"

@@ -13,5 +13,7 @@ rule compile:
     log:
         "results/logs/compile/{model}/{opt}.log",
     cache: "omit-software"
+    conda:
+        "../envs/cpu.yaml"
     script:
         "../scripts/compile.py"

@@ -3,6 +3,8 @@ rule photos:
         directory("resources/photos"),
     log:
         "results/logs/photos.log",
+    conda:
+        "../envs/cpu.yaml"
     script:
         "../scripts/photos.py"
 
@@ -20,6 +22,8 @@ rule dataset:
         limit=config["dataset"]["limit"],
     log:
         "results/logs/dataset/{model}.log",
+    conda:
+        "../envs/cpu.yaml"
     script:
         "../scripts/dataset.py"
 
@@ -38,5 +42,7 @@ rule input_mutant:
         limit=config["dataset"]["limit"],
     log:
         "results/logs/input_mutant/{model}/{mutant}.log",
+    conda:
+        "../envs/cpu.yaml"
     script:
         "../scripts/dataset.py"

@@ -13,5 +13,7 @@ rule deploy:
         "results/logs/deploy/{model}/{opt}/{mutant}/{target}.log",
     benchmark:
         "results/benchmarks/deploy/{model}/{opt}/{mutant}/{target}.tsv"
+    conda:
+        "../envs/cpu.yaml"
     script:
         "../scripts/deploy.py"

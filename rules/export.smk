@@ -1,4 +1,6 @@
 rule export:
+    input:
+        export_inputs,
     output:
         "results/{model}/export/model.onnx",
     params:
@@ -8,6 +10,8 @@ rule export:
     log:
         "results/logs/export/{model}.log",
     cache: "omit-software"
+    conda:
+        "../envs/cpu.yaml"
     script:
         "../scripts/export.py"
 
@@ -25,5 +29,7 @@ rule reference:
         "results/logs/reference/{model}/{framework}.log",
     benchmark:
         "results/benchmarks/reference/{model}/{framework}.tsv"
+    conda:
+        "../envs/cpu.yaml"
     script:
         "../scripts/reference.py"

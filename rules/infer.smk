@@ -11,5 +11,7 @@ rule infer:
         "results/logs/infer/{model}/{opt}/{mutant}/{device}.log",
     benchmark:
         "results/benchmarks/infer/{model}/{opt}/{mutant}/{device}.tsv"
+    conda:
+        "../envs/cpu.yaml"
     script:
         "../scripts/infer.py"

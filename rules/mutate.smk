@@ -16,5 +16,7 @@ rule mutate:
         "results/logs/mutate/{model}/{opt}/{mutant}.log",
     benchmark:
         "results/benchmarks/mutate/{model}/{opt}/{mutant}.tsv"
+    conda:
+        "../envs/cpu.yaml"
     script:
         "../scripts/mutate.py"

@@ -1,16 +1,6 @@
 # The report's figures, per model: what `snakemake --report` embeds (see report/*.rst for their captions).
 
 
-def plot_output(name, figure):
-    return report(
-        f"results/{{model}}/report/{name}.png",
-        caption=f"../report/{name}.rst",
-        category="Plots",
-        subcategory="{model}",
-        labels={"model": "{model}", "figure": figure},
-    )
-
-
 rule plots:
     input:
         per_image="results/{model}/compare/per_image.parquet",
@@ -28,5 +18,7 @@ rule plots:
         reference=lambda wc: STUDY.reference(wc.model),
     log:
         "results/logs/plots/{model}.log",
+    conda:
+        "../envs/cpu.yaml"
     script:
         "../scripts/report.py"

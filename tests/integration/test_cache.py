@@ -1,0 +1,121 @@
+"""Snakemake's between-workflow cache hands every (model, optimisation) its own artifact.
+
+The cache key hashes a rule's code, params and inputs but not its wildcards. The two models here have the
+very same entry (`{source: zoo, input_size: 32, seed: 0}`) and differ only by their names, which pick the
+architecture: if the model name did not reach the export rule's params, both would share one cache entry
+and one of them would silently get the other's network. The two optimisations differ in their graph
+passes (none vs ToNonDataflow), which leaves a visible mark on the compiled graph: dataflow blocks or
+none.
+
+Directory A fills an empty cache; directory B must then get every file from it, and each of B's files must
+be what A built for the same (model, optimisation) and fit that model and that optimisation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+ENTRY = {"source": "zoo", "input_size": 32, "seed": 0}
+MODELS = ("mobilenet_v2", "shufflenet_v2")
+OPTS = {"plain": {"passes": []}, "flat": {"passes": ["ToNonDataflow"]}}
+
+
+def _config(path: Path) -> Path:
+    config = {
+        "models": {m: dict(ENTRY) for m in MODELS},
+        "dataset": {"images": "default", "labels": "default", "limit": 1},
+        "optimisations": OPTS,
+        "targets": {"x86_64": {"kind": "llvm"}},
+        "devices": {"cpu": {"target": "x86_64"}},
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _artifacts(root: Path) -> dict[tuple[str, str], Path]:
+    out = {(m, "onnx"): root / f"results/{m}/export/model.onnx" for m in MODELS}
+    out.update({(m, o): root / f"results/{m}/tvm/{o}/graph.json" for m in MODELS for o in OPTS})
+    return out
+
+
+def _run(workdir: Path, config: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    targets = [str(p.relative_to(workdir)) for p in _artifacts(workdir).values()]
+    # The targets go before --cache, whose rule list would swallow them.
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+           "--profile", str(REPO / "profiles" / "local"), "--configfile", str(config), "--cores", "2",
+           *targets, "--cache", "export", "compile"]
+    env = {**os.environ, "SNAKEMAKE_OUTPUT_CACHE": str(cache)}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env, cwd=workdir)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _onnx_convs(path: Path) -> int:
+    import onnx
+
+    return sum(node.op_type == "Conv" for node in onnx.load(str(path)).graph.node)
+
+
+def _torch_convs(name: str) -> int:
+    """Independent of the export: the architecture itself, as the zoo builds it."""
+    from torch import nn
+
+    from deltamut.models import load_model
+
+    return sum(isinstance(m, nn.Conv2d) for m in load_model(name, dict(ENTRY)).module.modules())
+
+
+def test_two_workflows_share_one_cache_without_mixing_artifacts(tmp_path: Path) -> None:
+    cache, a, b = tmp_path / "cache", tmp_path / "a", tmp_path / "b"
+    for d in (cache, a, b):
+        d.mkdir()
+    config = _config(tmp_path / "study.yaml")
+
+    t0 = time.monotonic()
+    first = _run(a, config, cache)
+    assert first.returncode == 0, first.stderr[-6000:]
+    print(f"workflow A (builds, fills the cache): {time.monotonic() - t0:.0f} s")
+    built = _artifacts(a)
+    for key, path in built.items():
+        assert path.is_symlink() and path.resolve().parent == cache.resolve(), (key, path)
+    digests = {key: _digest(path) for key, path in built.items()}
+    assert len(set(digests.values())) == len(digests), "two (model, optimisation) pairs share one artifact"
+    assert len(list(cache.iterdir())) == len(built)
+
+    t1 = time.monotonic()
+    second = _run(b, config, cache)
+    assert second.returncode == 0, second.stderr[-6000:]
+    print(f"workflow B (from the cache): {time.monotonic() - t1:.0f} s")
+    # Snakemake touches a cached job's log file but runs nothing: the logs stay empty.
+    logs = [p for d in ("export", "compile") for p in (b / "results/logs" / d).rglob("*") if p.is_file()]
+    assert not [p for p in logs if p.stat().st_size], f"workflow B ran export/compile: {logs}"
+    for path in _artifacts(b).values():
+        assert f"Symlinking output file {path.relative_to(b)} from cache." in second.stderr, path
+    fetched = _artifacts(b)
+    for key, path in fetched.items():
+        assert path.is_symlink() and path.resolve() == built[key].resolve(), (key, path.resolve())
+        assert _digest(path) == digests[key], key
+
+    # Each of B's files fits its own model and optimisation.
+    counts = {m: _torch_convs(m) for m in MODELS}
+    assert len(set(counts.values())) == len(counts), counts  # the check below tells the models apart
+    for m in MODELS:
+        assert _onnx_convs(fetched[(m, "onnx")]) == counts[m], m
+        plain = fetched[(m, "plain")].read_text()
+        flat = fetched[(m, "flat")].read_text()
+        assert '"relax.expr.DataflowBlock"' in plain and '"relax.expr.BindingBlock"' not in plain, m
+        assert '"relax.expr.DataflowBlock"' not in flat and '"relax.expr.BindingBlock"' in flat, m
+        assert '"relax.nn.conv2d"' in plain and '"relax.nn.conv2d"' in flat, m
