@@ -123,6 +123,8 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
         "latency_verdict": grade_latency(lat, thresholds),
         "verdict": grade_pair(verdict),
         **{f"n_{v}": int((verdict == v).sum()) for v in sorted(set(verdict))},
+        # Where a failing side failed (compile / mutate / deploy / run), for the failure's stage x symptom.
+        "failed_stage_a": a.meta.get("failed_stage", ""), "failed_stage_b": b.meta.get("failed_stage", ""),
         **{f"{k}_a": v for k, v in _provenance(a).items()},
     }
     return rows, summary

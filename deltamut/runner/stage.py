@@ -27,16 +27,17 @@ def reference_stage(framework: str, model: str, model_spec: dict[str, Any], onnx
     else:
         raise ValueError(f"unknown framework {framework!r}; known: torch, onnxruntime")
     result = run_dataset(backend, inputs, settings, log)
-    result.meta.update(variant=framework, framework=framework, model=model)
+    result.meta.update(variant=framework, framework=framework, model=model,
+                       failed_stage="run" if (result.status != "ok").any() else "")
     save_outputs(out, result)
     return result
 
 
-def _not_run(inputs: str | Path, status: str, error: str, meta: dict[str, Any]) -> Outputs:
+def _not_run(inputs: str | Path, status: str, error: str, meta: dict[str, Any], stage: str) -> Outputs:
     with np.load(inputs) as z:
         ids = z["ids"].astype(str)
     n = len(ids)
-    meta = {**meta, "versions": provenance.versions(), "host": provenance.host()}
+    meta = {**meta, "versions": provenance.versions(), "host": provenance.host(), "failed_stage": stage}
     return Outputs(ids=ids, logits=np.full((n, 0), np.nan, np.float32), latency_ms=np.full((n, 1), np.nan),
                    status=np.full(n, status).astype(str), error=np.full(n, error).astype(str), meta=meta)
 
@@ -63,17 +64,18 @@ def infer_stage(lib: str | Path, deploy_info: dict[str, Any], device: str, devic
             "deploy": deploy_info}
     mismatch = check_device_target(device, device_spec, target_spec)
     if deploy_info.get("status") == "equivalent":
-        result = _not_run(inputs, "equivalent", f"equivalent to {deploy_info.get('reason')}: not run", meta)
+        result = _not_run(inputs, "equivalent", f"equivalent to {deploy_info.get('reason')}: not run", meta, "")
     elif deploy_info.get("status") != "ok":
         root = root_cause(deploy_info)
-        result = _not_run(inputs, root.get("status", "error"), describe(deploy_info), meta)
+        result = _not_run(inputs, root.get("status", "error"), describe(deploy_info), meta,
+                          root.get("stage", "deploy"))
     elif mismatch:
-        result = _not_run(inputs, "error", mismatch, meta)
+        result = _not_run(inputs, "error", mismatch, meta, "run")
     else:
         backend = {"kind": "tvm", "lib": str(lib), "target_kind": target_spec.get("kind", "llvm"),
                    **{k: device_spec[k] for k in ("rpc", "tracker", "connect_timeout_s", "session_timeout_s")
                       if k in device_spec}}
         result = run_dataset(backend, inputs, settings, log)
-        result.meta.update(meta)
+        result.meta.update(meta, failed_stage="run" if (result.status != "ok").any() else "")
     save_outputs(out, result)
     return result

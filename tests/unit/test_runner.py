@@ -156,3 +156,17 @@ def test_outputs_round_trip(small_onnx, small_inputs, tmp_path):
     np.testing.assert_array_equal(back.logits, out.logits)
     assert back.ids.tolist() == ["img0", "img1", "img2", "img3"]
     assert back.top5.shape == (4, 5) and back.meta["settings"]["repeats"] == 2
+
+
+def test_a_variant_that_never_built_says_where_it_failed(small_inputs, tmp_path):
+    from deltamut.runner.stage import infer_stage
+
+    deploy_info = {"status": "skipped", "reason": "mutate failed", "upstream": {
+        "stage": "mutate", "status": "skipped", "upstream": {
+            "stage": "compile", "status": "crash", "symptom": "signal",
+            "error": "deltamut.compiler.stage:_graph_worker killed by signal 11 (SIGSEGV)"}}}
+    out = infer_stage(tmp_path / "lib.so", deploy_info, "cpu", {"target": "x86_64"}, {"kind": "llvm"},
+                      small_inputs, None, {"model": "m"}, tmp_path / "o.npz", tmp_path / "log")
+    assert set(out.status) == {"crash"} and out.meta["failed_stage"] == "compile"
+    assert out.error[0].startswith("compile failed (signal): ") and "signal 11" in out.error[0]
+    assert load_outputs(tmp_path / "o.npz").meta["failed_stage"] == "compile"
