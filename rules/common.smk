@@ -9,6 +9,11 @@ from deltamut.study import ORIGINAL
 
 STUDY = load_study(config, base=workflow.basedir)
 
+# Infer and reference jobs time the model: they ask for every core (Snakemake caps this at --cores) so no
+# other job runs beside them and skews latency; the backend uses that many threads.
+# On a cluster, profiles set `set-threads` for them instead.
+RUN_THREADS = config.get("runner", {}).get("threads") or 1024
+
 TIMEOUTS = {"compile_s": 1800, "mutate_s": 1800, "deploy_s": 1800, **config.get("timeouts", {})}
 
 

@@ -25,6 +25,7 @@ rule reference:
     params:
         model=lambda wc: STUDY.model_spec(wc.model),
         runner=config.get("runner", {}),
+    threads: RUN_THREADS
     log:
         "results/logs/reference/{model}/{framework}.log",
     benchmark:

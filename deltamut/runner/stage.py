@@ -17,9 +17,10 @@ _ARCH_ALIASES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "a
 
 
 def reference_stage(framework: str, model: str, model_spec: dict[str, Any], onnx: str | Path, inputs: str | Path,
-                    runner: dict[str, Any] | None, out: str | Path, log: str | Path) -> Outputs:
+                    runner: dict[str, Any] | None, out: str | Path, log: str | Path,
+                    threads: int | None = None) -> Outputs:
     """Framework reference outputs (PyTorch eager or ONNX Runtime) through the same isolated runner as TVM."""
-    settings = RunSettings.from_dict(runner)
+    settings = RunSettings.from_dict({**(runner or {}), **({"threads": threads} if threads else {})})
     if framework == "torch":
         backend = {"kind": "torch", "model": model, "model_spec": model_spec, "threads": settings.threads}
     elif framework == "onnxruntime":
@@ -57,9 +58,10 @@ def check_device_target(device: str, device_spec: dict[str, Any], target_spec: d
 
 def infer_stage(lib: str | Path, deploy_info: dict[str, Any], device: str, device_spec: dict[str, Any],
                 target_spec: dict[str, Any], inputs: str | Path, runner: dict[str, Any] | None,
-                variant: dict[str, str], out: str | Path, log: str | Path) -> Outputs:
-    """Run one library on one device; a library that was never built yields a result that says why."""
-    settings = RunSettings.from_dict(runner)
+                variant: dict[str, str], out: str | Path, log: str | Path, threads: int | None = None) -> Outputs:
+    """Run one library on one device; a library that was never built yields a result that says why.
+    `threads` (the job's) overrides the config's runner.threads: the backend uses what the job was given."""
+    settings = RunSettings.from_dict({**(runner or {}), **({"threads": threads} if threads else {})})
     meta = {"variant": variant, "device": device, "device_spec": device_spec, "target_spec": target_spec,
             "deploy": deploy_info}
     mismatch = check_device_target(device, device_spec, target_spec)
