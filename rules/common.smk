@@ -1,4 +1,5 @@
 # Bookkeeping done once: validate the config, expand the study, name the wildcards.
+import os
 import sys
 
 sys.path.insert(0, workflow.basedir)
@@ -65,9 +66,10 @@ def deploy_inputs(wildcards):
 
 
 def export_inputs(wildcards):
-    """An ONNX-file model's file is an input, so replacing it reruns (and re-caches) its export."""
+    """An ONNX-file model's file is an input, so replacing it reruns (and re-caches) its export. A missing
+    file is left to the export job, which fails alone naming it instead of stopping the whole study."""
     spec = STUDY.models[wildcards.model]
-    return [spec["path"]] if spec.get("source") == "onnx" else []
+    return [spec["path"]] if spec.get("source") == "onnx" and os.path.exists(spec["path"]) else []
 
 
 def plot_output(name, figure):

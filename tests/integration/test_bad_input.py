@@ -162,14 +162,14 @@ def test_bad_model_files_and_an_empty_image_folder_fail_their_jobs_naming_the_fi
     proc = snakemake(tmp_path, config, "--keep-going", *exports, "results/small/data/inputs.npz")
     assert proc.returncode != 0
 
-    errors = _message_lines(proc.stdout, "deltamut.models.errors.ModelError: ")
+    # A job that meets bad input prints one line naming the culprit; the traceback stays in its log.
+    errors = _message_lines(proc.stdout, "deltamut: ")
     assert any(e.endswith("ONNX file missing.onnx does not exist") for e in errors), proc.stdout
     assert any("ONNX file truncated.onnx is not a valid ONNX model" in e for e in errors), proc.stdout
     assert any(e.endswith("weights file missing.pth does not exist") for e in errors), proc.stdout
     assert any("weights file not_a_model.pth cannot be read as a PyTorch state dict" in e for e in errors), \
         proc.stdout
-    empty = _message_lines(proc.stdout, "ValueError: ")
-    assert "ValueError: image folder empty_folder holds no readable image" in empty, proc.stdout
+    assert any("image folder empty_folder holds no readable image" in e for e in errors), proc.stdout
     # Every failed job points at its log, and the log holds the same message.
     for model in ("missing_onnx", "corrupt_onnx", "missing_weights", "corrupt_weights"):
         log = tmp_path / f"results/logs/export/{model}.log"
