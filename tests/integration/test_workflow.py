@@ -102,6 +102,6 @@ def test_editing_one_mutation_reruns_only_its_jobs(finished, labelled_photos):
     (finished / "study.yaml").write_text(yaml.safe_dump(study(photos, labels, mnn11_sites=[[0, 2]])))
     plan = snakemake(finished, "-n")
     assert plan.returncode == 0, plan.stderr[-3000:]
-    assert planned_jobs(plan.stdout) == {"mutate": 1, "deploy": 1, "infer": 1, "compare": 1, "summary": 1,
-                                         "all": 1}
+    assert planned_jobs(plan.stdout) == {"mutate": 1, "deploy": 1, "infer": 1, "compare": 1, "plots": 1,
+                                         "summary": 1, "all": 1}
     assert "results/tiny/tvm/default/mnn11_relu_to_sigmoid/module.json" in plan.stdout
