@@ -62,15 +62,13 @@ def rewrite_stores(
     source_dtype: str = "float32",
 ) -> tvm.IRModule:
     """Replace the value of every selected store of `source_dtype` by `value_fn(value)`."""
-    counter = [0]
 
     def per_func(fname: str, func: Any) -> Any:
         def on_store(store: Any) -> Any:
             if dtype_of(store.value) != source_dtype:
                 return store
-            site = counter[0]
-            counter[0] += 1
-            if not sites(site):
+            site = report.take_site(sites)
+            if site is None:
                 return store
             new_value = value_fn(store.value)
             new = tirx.BufferStore(store.buffer, new_value, store.indices)
@@ -80,7 +78,6 @@ def rewrite_stores(
         return tvm_ffi.structural_map(func, [(tirx.BufferStore, on_store)])
 
     out = map_primfuncs(mod, per_func)
-    report.candidates = counter[0]
     return out
 
 
@@ -129,16 +126,14 @@ def rewrite_conditions(
     a `Select`, or a block predicate; comparisons elsewhere (index arithmetic, min/max) are left alone,
     as in MutateNN, which targeted branch conditions.
     """
-    counter = [0]
 
     def per_func(fname: str, func: Any) -> Any:
         def in_condition(cond: Any, where: str) -> Any:
             def on_cmp(e: Any) -> Any:
                 if type(e) is not cmp_class:
                     return e
-                site = counter[0]
-                counter[0] += 1
-                if not sites(site):
+                site = report.take_site(sites)
+                if site is None:
                     return e
                 new = cmp_fn(e)
                 report.add(fname, site, kind, str(e), str(new), kernel=True, within=where, condition=short(cond))
@@ -173,5 +168,4 @@ def rewrite_conditions(
         )
 
     out = map_primfuncs(mod, per_func)
-    report.candidates = counter[0]
     return out

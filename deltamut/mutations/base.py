@@ -6,6 +6,7 @@ job loads a compiler, and a 2-second `import tvm` per planning call would domina
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -80,6 +81,16 @@ class Report:
     candidates: int = 0
     skipped: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def take_site(self, selected: Callable[[int], bool]) -> int | None:
+        """Count one more candidate site, in visiting order; its index if the spec's `sites` select it.
+
+        Every operator counts candidates through here, so coverage (`candidates`) and site numbering
+        cannot drift apart.
+        """
+        site = self.candidates
+        self.candidates += 1
+        return site if selected(site) else None
 
     def add(self, function: str, node: int, what: str, before: object, after: object, **extra: Any) -> None:
         key = "kind" if extra.pop("kernel", False) else "op"

@@ -88,7 +88,7 @@ class TransposeInput(Operator):
         from . import _relax as R
 
         ops, idx = _as_list(self.p["ops"]), int(self.p["input"])
-        report, counter = Report(), [0]
+        report = Report()
 
         def rewrite(fname: str, call: Any, m: Any, b: Any) -> Any:
             name = R.op_name(call)
@@ -106,9 +106,8 @@ class TransposeInput(Operator):
                     {"function": fname, "op": name, "why": f"axes {self.p['axes']} of shape {shape} differ"}
                 )
                 return None
-            site = counter[0]
-            counter[0] += 1
-            if not self.sites(site):
+            site = report.take_site(self.sites)
+            if site is None:
                 return None
             perm = list(range(nd))
             perm[a0], perm[a1] = perm[a1], perm[a0]
@@ -126,7 +125,6 @@ class TransposeInput(Operator):
             return new
 
         out = R.rewrite_calls(module, rewrite)
-        report.candidates = counter[0]
         return out, report
 
 
@@ -152,7 +150,7 @@ class InsertUnary(Operator):
 
         ops, idx, unary = _as_list(self.p["ops"]), int(self.p["input"]), self.p["unary"]
         before = self.p["position"] == "before"
-        report, counter = Report(), [0]
+        report = Report()
 
         def rewrite(fname: str, call: Any, m: Any, b: Any) -> Any:
             name = R.op_name(call)
@@ -162,9 +160,8 @@ class InsertUnary(Operator):
             if target is None or R.static_shape(target) is None:
                 report.skipped.append({"function": fname, "op": name, "why": "not a tensor value"})
                 return None
-            site = counter[0]
-            counter[0] += 1
-            if not self.sites(site):
+            site = report.take_site(self.sites)
+            if site is None:
                 return None
             if before:
                 v = m.builder_.emit(R.make_call(unary, [target]))
@@ -185,7 +182,6 @@ class InsertUnary(Operator):
             return new
 
         out = R.rewrite_calls(module, rewrite)
-        report.candidates = counter[0]
         return out, report
 
 
@@ -223,15 +219,14 @@ class ReplaceOp(Operator):
         from . import _relax as R
 
         src, dst = _as_list(self.p["from"]), self.p["to"]
-        report, counter = Report(), [0]
+        report = Report()
         used_pattern = [False]
 
         def rewrite(fname: str, call: Any, m: Any, b: Any) -> Any:
             if not R.matches(call, src, b):
                 return None
-            site = counter[0]
-            counter[0] += 1
-            if not self.sites(site):
+            site = report.take_site(self.sites)
+            if site is None:
                 return None
             name = R.op_name(call)
             if name is not None and name in src:
@@ -250,5 +245,4 @@ class ReplaceOp(Operator):
         if used_pattern[0]:
             out = R.relax.transform.DeadCodeElimination()(out)
             report.notes.append("dead maximum kernels of replaced relu6 patterns removed")
-        report.candidates = counter[0]
         return out, report

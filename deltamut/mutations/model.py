@@ -140,14 +140,13 @@ class _ActivationOperator(Operator):
         from . import _relax as R
 
         ops = list(self.p["ops"])
-        report, counter, pattern = Report(), [0], [False]
+        report, pattern = Report(), [False]
 
         def rewrite(fname: str, call: Any, m: Any, b: Any) -> Any:
             if not R.matches(call, ops, b):
                 return None
-            site = counter[0]
-            counter[0] += 1
-            if not self.sites(site):
+            site = report.take_site(self.sites)
+            if site is None:
                 return None
             name = R.op_name(call) if R.op_name(call) in ops else R.RELU6_PATTERN
             x = R.remap(m, R.data_input(call, b))
@@ -160,7 +159,6 @@ class _ActivationOperator(Operator):
         out = R.rewrite_calls(module, rewrite)
         if pattern[0]:
             out = R.relax.transform.DeadCodeElimination()(out)
-        report.candidates = counter[0]
         return out, report
 
 
@@ -197,7 +195,7 @@ class LayerDeactivation(Operator):
         from . import _relax as R
 
         ops = list(self.p["ops"])
-        report, counter = Report(), [0]
+        report = Report()
 
         def rewrite(fname: str, call: Any, m: Any, b: Any) -> Any:
             name = R.op_name(call)
@@ -208,13 +206,11 @@ class LayerDeactivation(Operator):
             if shape_in is None or shape_in != shape_out or str(x.ty.dtype) != str(call.ty.dtype):
                 report.skipped.append({"function": fname, "op": name, "why": f"shape {shape_in} -> {shape_out}"})
                 return None
-            site = counter[0]
-            counter[0] += 1
-            if not self.sites(site):
+            site = report.take_site(self.sites)
+            if site is None:
                 return None
             report.add(fname, site, name, R.call_text(call), R.arg_text(x))
             return x
 
         out = R.rewrite_calls(module, rewrite)
-        report.candidates = counter[0]
         return out, report
