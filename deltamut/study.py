@@ -139,6 +139,15 @@ class Study:
         return f"{RESULTS}/{model}/tvm/{opt}/{mutant}/manifest.json"
 
     @staticmethod
+    def index_path(model: str, opt: str) -> str:
+        return f"{RESULTS}/{model}/tvm/{opt}/mutants.json"
+
+    def built_mutants(self, model: str, opt: str) -> list[str]:
+        """The mutants of (model, opt) that lower to a module of their own: not the original, and not the
+        input-level ones, which run the original's library on other images."""
+        return [m for m in self.mutants(model, opt) if m != ORIGINAL and not self.is_input_mutant(m)]
+
+    @staticmethod
     def outputs_path(model: str, opt: str, mutant: str, device: str) -> str:
         return f"{RESULTS}/{model}/tvm/{opt}/{mutant}/infer/{device}/outputs.npz"
 

@@ -65,6 +65,14 @@ def deploy_inputs(wildcards):
             "inputs": STUDY.inputs_path(wildcards.model, wildcards.mutant if mutant == ORIGINAL else ORIGINAL)}
 
 
+def mutant_twins(wildcards):
+    """A mutant's deploy job reads the mutant index to learn whether it duplicates another mutant. The
+    index is `ancient`: editing one mutation rewrites the index but must not rebuild every other mutant."""
+    if wildcards.mutant == ORIGINAL:
+        return {}
+    return {"mutant_index": ancient(STUDY.index_path(wildcards.model, wildcards.opt))}
+
+
 def export_inputs(wildcards):
     """An ONNX-file model's file is an input, so replacing it reruns (and re-caches) its export. A missing
     file is left to the export job, which fails alone naming it instead of stopping the whole study."""

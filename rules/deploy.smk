@@ -1,5 +1,6 @@
 rule deploy:
     input:
+        unpack(mutant_twins),
         module="results/{model}/tvm/{opt}/{mutant}/module.json",
         manifest="results/{model}/tvm/{opt}/{mutant}/manifest.json",
     output:

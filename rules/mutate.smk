@@ -20,3 +20,17 @@ rule mutate:
         "../envs/cpu.yaml"
     script:
         "../scripts/mutate.py"
+
+
+rule mutant_index:
+    input:
+        lambda wc: [STUDY.manifest_path(wc.model, wc.opt, m) for m in STUDY.built_mutants(wc.model, wc.opt)],
+    output:
+        "results/{model}/tvm/{opt}/mutants.json",
+    localrule: True
+    log:
+        "results/logs/mutant_index/{model}/{opt}.log",
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/mutant_index.py"

@@ -1,10 +1,10 @@
 """The kill matrix: per mutant, did the tests (the images) notice it? And mutation scores.
 
-A mutant is `equivalent` when its IR equals the original's (or no site matched), `crashed` when it could
-not be built or every image failed, `killed` when at least one image changed its top-1 label, produced
-NaN/Inf or failed while others ran, and `survived` otherwise. The mutation score of an operator or a
-category is (killed + crashed) / (mutants - equivalent): equivalent mutants cannot be killed, so they are
-left out, as the mutation-testing literature does.
+A mutant is `equivalent` when its IR equals the original's or another mutant's (or no site matched),
+`crashed` when it could not be built or every image failed, `killed` when at least one image changed its
+top-1 label, produced NaN/Inf or failed while others ran, and `survived` otherwise. The mutation score of
+an operator or a category is (killed + crashed) / (mutants - equivalent): equivalent mutants cannot be
+killed, so they are left out, as the mutation-testing literature does.
 """
 
 from __future__ import annotations
@@ -38,19 +38,21 @@ def kill_matrix(per_pair: pd.DataFrame, mutants: dict[str, dict[str, Any]]) -> p
     manifest (operator, category, level, candidates, applied)."""
     rows = []
     for _, r in per_pair[per_pair["kind"] == "mutant"].iterrows():
-        m = mutants.get(r["mutant_a"], {})
+        m = mutants.get((r["opt_a"], r["mutant_a"]), {})
+        status = mutant_status(r)
         rows.append({
             "model": r["model"], "opt": r["opt_a"], "device": r["device_a"], "mutant": r["mutant_a"],
             "operator": m.get("operator"), "category": m.get("category"), "level": m.get("level"),
             "candidates": m.get("candidates"), "applied": m.get("applied"),
-            "status": mutant_status(r), "top1_changed_pct": r["top1_disagreement_pct"],
+            "status": status, "equivalent_to": m.get("equivalent_to") if status == "equivalent" else None,
+            "top1_changed_pct": r["top1_disagreement_pct"],
             "max_abs_err": r["max_abs_err"], "n_images": r["n_images"], "n_ok": r["n_ok_a"],
             "accuracy": r["accuracy_a"], "accuracy_original": r["accuracy_b"], "verdict": r["verdict"],
             "latency_ratio": r["latency_ratio"],
         })
     return pd.DataFrame(rows, columns=["model", "opt", "device", "mutant", "operator", "category", "level",
-                                       "candidates", "applied", "status", "top1_changed_pct", "max_abs_err",
-                                       "n_images", "n_ok", "accuracy", "accuracy_original", "verdict",
+                                       "candidates", "applied", "status", "equivalent_to", "top1_changed_pct",
+                                       "max_abs_err", "n_images", "n_ok", "accuracy", "accuracy_original", "verdict",
                                        "latency_ratio"])
 
 

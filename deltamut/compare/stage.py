@@ -55,21 +55,29 @@ def summary_markdown(per_pair: pd.DataFrame, title: str) -> str:
     return "".join(parts)
 
 
-def _mutant_info(variants: dict[str, dict[str, Any]], specs: dict[str, dict[str, Any]]) -> dict[str, dict]:
-    """Operator, category and level of each mutant (from its spec), with the site counts of its manifest."""
+def _mutant_info(variants: dict[str, dict[str, Any]], specs: dict[str, dict[str, Any]]) -> dict[tuple, dict]:
+    """Operator, category and level of each (optimisation, mutant) (from its spec), with the site counts
+    of its manifest and what it is equivalent to: the original (from the manifest) or a twin mutant
+    (from the mutant index written next to the manifests)."""
     from deltamut.mutations import spec_info
 
-    info: dict[str, dict[str, Any]] = {}
+    info: dict[tuple, dict[str, Any]] = {}
     for v in variants.values():
-        mutant = v.get("mutant")
-        if mutant is None or mutant in info or mutant not in specs:
+        mutant, key = v.get("mutant"), (v.get("opt"), v.get("mutant"))
+        if mutant is None or key in info or mutant not in specs:
             continue
         meta = spec_info(specs[mutant])
         entry = {"operator": meta["name"], "category": meta["category"], "level": meta["level"]}
-        if meta["level"] != "input" and Path(v["manifest"]).exists():
-            manifest = read_json(v["manifest"])
-            entry.update(candidates=manifest.get("candidates"), applied=manifest.get("applied"))
-        info[mutant] = entry
+        manifest_path = Path(v["manifest"])
+        if meta["level"] != "input" and manifest_path.exists():
+            manifest = read_json(manifest_path)
+            entry.update(candidates=manifest.get("candidates"), applied=manifest.get("applied"),
+                         equivalent_to=manifest.get("equivalent_to"))
+            index = manifest_path.parent.parent / "mutants.json"
+            if not entry["equivalent_to"] and index.exists():
+                twin = read_json(index).get(mutant, {}).get("duplicate_of")
+                entry["equivalent_to"] = twin and f"mutant {twin}"
+        info[key] = entry
     return info
 
 

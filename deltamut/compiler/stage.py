@@ -42,8 +42,9 @@ def _deploy_worker(module: str, target_spec: dict, opt_name: str, codegen: dict,
 
 def deploy_stage(module: str | Path, manifest: dict[str, Any], target_name: str, target_spec: dict[str, Any],
                  opt_name: str, codegen: dict[str, Any], out_lib: str | Path, out_info: str | Path,
-                 timeout_s: float, log: str | Path) -> dict[str, Any]:
-    """Build one library for one target; equivalent or failed mutants are recorded, not built."""
+                 timeout_s: float, log: str | Path, duplicate_of: str | None = None) -> dict[str, Any]:
+    """Build one library for one target; equivalent or failed mutants are recorded, not built, and so is a
+    mutant whose module equals another mutant's (`duplicate_of`, from the mutant index)."""
     info: dict[str, Any] = {"target_name": target_name, "target_spec": target_spec, "opt": opt_name,
                             "codegen": codegen}
     upstream = read_failure(module)
@@ -51,6 +52,8 @@ def deploy_stage(module: str | Path, manifest: dict[str, Any], target_name: str,
         info.update(status="skipped", reason=f"{upstream['stage']} failed", upstream=upstream)
     elif manifest.get("status") == "equivalent":
         info.update(status="equivalent", reason=manifest.get("equivalent_to", "original"))
+    elif duplicate_of:
+        info.update(status="equivalent", reason=f"mutant {duplicate_of}", duplicate_of=duplicate_of)
     else:
         res = call_isolated("deltamut.compiler.stage:_deploy_worker",
                             {"module": str(module), "target_spec": target_spec, "opt_name": opt_name,

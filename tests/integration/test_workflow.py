@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from deltamut.failure import read_failure
 from deltamut.runner import load_outputs
 
 pytestmark = pytest.mark.slow
@@ -23,11 +24,14 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "
 def study(photos: Path, labels: Path, mnn11_sites="all") -> dict:
     return {
         "models": {"tiny": {"source": "zoo", "arch": "mobilenet_v2", "input_size": 64, "seed": 0,
-                            "mutants": ["mnn11_relu_to_sigmoid", "mnn21_gt_to_lt"], "mutate_under": ["default"]}},
+                            "mutants": ["mnn11_relu_to_sigmoid", "mnn21_gt_to_lt", "twin_of_mnn11"],
+                            "mutate_under": ["default"]}},
         "dataset": {"images": str(photos), "labels": str(labels)},
         "mutation_catalog": str(REPO / "config" / "mutations.yaml"),
         "mutations": {"mnn11_relu_to_sigmoid": {"operator": "replace_op", "from": "pattern.relu6",
-                                                "to": "relax.sigmoid", "sites": mnn11_sites}},
+                                                "to": "relax.sigmoid", "sites": mnn11_sites},
+                      # the same mutation under another name: a duplicate, never built
+                      "twin_of_mnn11": {"operator": "replace_op", "from": "pattern.relu6", "to": "relax.sigmoid"}},
         "optimisations": {"basic": {"fuse": False, "llvm": {"opt-level": 1}},
                           "default": {"passes": ["DecomposeOpsForInference"]}},
         "targets": {"x86_64": {"kind": "llvm"}},
@@ -60,7 +64,7 @@ def finished(tmp_path_factory, labelled_photos):
 def test_tables_cover_every_pair(finished):
     pairs = pd.read_parquet(finished / "results/tiny/compare/per_pair.parquet")
     kinds = pairs.groupby("kind").size().to_dict()
-    assert kinds == {"framework": 1, "compiler": 2, "optimisation": 1, "mutant": 2}
+    assert kinds == {"framework": 1, "compiler": 2, "optimisation": 1, "mutant": 3}
     compiler = pairs[pairs.kind == "compiler"]
     # The unmutated TVM builds agree with PyTorch on every photo, to float32 rounding.
     assert (compiler.top1_disagreement_pct == 0).all() and (compiler.max_abs_err < 1e-3).all()
@@ -91,6 +95,12 @@ def test_kill_matrix_and_equivalent_mutant(finished):
     assert deploy["status"] == "equivalent"  # recorded, never built
     out = load_outputs(finished / "results/tiny/tvm/default/mnn21_gt_to_lt/infer/cpu/outputs.npz")
     assert set(out.status) == {"equivalent"}
+    twin = yaml.safe_load((finished / "results/tiny/tvm/default/twin_of_mnn11/deploy/x86_64/deploy.json")
+                          .read_text())
+    assert twin["status"] == "equivalent" and twin["duplicate_of"] == "mnn11_relu_to_sigmoid"
+    assert read_failure(finished / "results/tiny/tvm/default/twin_of_mnn11/deploy/x86_64/lib.so")  # no library
+    assert matrix.loc["twin_of_mnn11", "status"] == "equivalent"
+    assert matrix.loc["twin_of_mnn11", "equivalent_to"] == "mutant mnn11_relu_to_sigmoid"
     diff = (finished / "results/tiny/tvm/default/mnn11_relu_to_sigmoid/diff.txt").read_text()
     assert "sigmoid" in diff and diff.startswith("--- original/ir.txt")
 
@@ -102,6 +112,7 @@ def test_editing_one_mutation_reruns_only_its_jobs(finished, labelled_photos):
     (finished / "study.yaml").write_text(yaml.safe_dump(study(photos, labels, mnn11_sites=[[0, 2]])))
     plan = snakemake(finished, "-n")
     assert plan.returncode == 0, plan.stderr[-3000:]
-    assert planned_jobs(plan.stdout) == {"mutate": 1, "deploy": 1, "infer": 1, "compare": 1, "plots": 1,
-                                         "summary": 1, "all": 1}
+    # mnn11's jobs and the index of its optimisation's mutants; nothing of the other mutants
+    assert planned_jobs(plan.stdout) == {"mutate": 1, "mutant_index": 1, "deploy": 1, "infer": 1, "compare": 1,
+                                         "plots": 1, "summary": 1, "all": 1}
     assert "results/tiny/tvm/default/mnn11_relu_to_sigmoid/module.json" in plan.stdout

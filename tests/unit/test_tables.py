@@ -62,9 +62,11 @@ def test_kill_matrix_statuses_and_scores():
     import pandas as pd
 
     per_pair = pd.DataFrame(rows).fillna({c: 0 for c in pd.DataFrame(rows).columns if c.startswith("n_")})
-    info = {k: {"operator": "op", "category": "C"} for k in cases}
+    info = {("o", k): {"operator": "op", "category": "C", "equivalent_to": "mutant flip"} for k in cases}
     matrix = kill_matrix(per_pair, info).set_index("mutant")
     assert matrix["status"].to_dict() == {"flip": "killed", "same": "survived", "dead": "crashed", "eq": "equivalent"}
+    # what a mutant is equivalent to is only said of the mutants that are equivalent
+    assert matrix["equivalent_to"].fillna("").to_dict() == {"flip": "", "same": "", "dead": "", "eq": "mutant flip"}
     scores = mutation_scores(matrix.reset_index())
     by_category = scores[scores.by == "category"].iloc[0]
     assert by_category["score"] == pytest.approx(2 / 3)  # (killed + crashed) / (4 - 1 equivalent)

@@ -1,0 +1,51 @@
+"""Mutants equal to each other: the one with the first name is built and run, the others are not.
+
+The mutate stage already catches a mutant equal to the *original* (it has the original's module at hand).
+Two mutants can also lower to the same IR (two operators whose only sites rewrite the same node, or one
+spec under two names); building both would spend a compile and a run to learn nothing. Each mutant's
+manifest carries the structural hash of its lowered module, so the duplicates of a (model, optimisation)
+are found from the manifests alone, without loading any module. The representative of a group is the
+mutant with the smallest name, so the choice does not depend on the order in which jobs happened to run.
+
+Deploy jobs read the index as an `ancient` input, so that editing one mutation rebuilds only that mutant.
+The price: when the edited mutation X had a twin Y, Y keeps its "duplicate of X" record until its own
+jobs rerun (`snakemake --forcerun deploy` or editing Y). A static DAG cannot do better, since whether Y
+duplicates X is only known after X's mutate job has run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from deltamut.fsutil import read_json, write_json
+
+__all__ = ["duplicates", "index_stage"]
+
+
+def duplicates(manifests: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """mutant -> the mutant it duplicates, for every mutant whose lowered module hashes like a mutant with
+    a smaller name. Only built-able mutants count: a failed or already-equivalent one is never a twin."""
+    first: dict[str, str] = {}
+    twins: dict[str, str] = {}
+    for name in sorted(manifests):
+        manifest = manifests[name]
+        digest = manifest.get("structural_hash")
+        if manifest.get("status") != "ok" or not digest or manifest.get("operator") == "identity":
+            continue
+        if digest in first:
+            twins[name] = first[digest]
+        else:
+            first[digest] = name
+    return twins
+
+
+def index_stage(manifests: Mapping[str, str | Path], out: str | Path) -> dict[str, dict[str, Any]]:
+    """Write the (model, optimisation)'s mutant index: hash, status and twin of each mutant."""
+    loaded = {name: read_json(path) for name, path in manifests.items()}
+    twins = duplicates(loaded)
+    index = {name: {"status": m.get("status"), "structural_hash": m.get("structural_hash"),
+                    "duplicate_of": twins.get(name)} for name, m in sorted(loaded.items())}
+    write_json(out, index)
+    return index

@@ -1,0 +1,33 @@
+"""Duplicate mutants: found from manifests, the representative does not depend on job order."""
+
+from __future__ import annotations
+
+import json
+
+from deltamut.mutations.equivalence import duplicates, index_stage
+
+
+def manifest(digest: str | None, status: str = "ok", operator: str = "replace_op") -> dict:
+    return {"structural_hash": digest, "status": status, "operator": operator}
+
+
+def test_twins_point_at_the_smallest_name_whatever_the_order():
+    ms = {"mnn09": manifest("aa"), "mnn02": manifest("aa"), "mnn05": manifest("bb"), "mnn07": manifest("aa")}
+    assert duplicates(ms) == {"mnn07": "mnn02", "mnn09": "mnn02"}
+    assert duplicates(dict(reversed(list(ms.items())))) == duplicates(ms)
+
+
+def test_failed_equivalent_and_identity_modules_are_never_twins():
+    ms = {"a": manifest("aa", status="error"), "b": manifest("aa"), "c": manifest("aa", status="equivalent"),
+          "original": manifest("aa", operator="identity"), "d": manifest(None), "e": manifest(None)}
+    assert duplicates(ms) == {}
+
+
+def test_index_file(tmp_path):
+    paths = {}
+    for name, digest in {"x": "11", "y": "11", "z": "22"}.items():
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(json.dumps(manifest(digest)))
+    index_stage(paths, tmp_path / "mutants.json")
+    index = json.loads((tmp_path / "mutants.json").read_text())
+    assert {k: v["duplicate_of"] for k, v in index.items()} == {"x": None, "y": "x", "z": None}
