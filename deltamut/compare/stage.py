@@ -19,7 +19,7 @@ SUMMARY_COLUMNS = {
     "top1_disagreement_pct": "top-1 disagree %", "top5_jaccard_mean": "top-5 Jaccard",
     "max_abs_err": "max |Δlogit|", "accuracy_a": "accuracy", "accuracy_b": "accuracy (against)",
     "median_latency_a_ms": "median ms", "latency_ratio": "ms ratio (variant/against)",
-    "verdict": "verdict", "latency_verdict": "speed",
+    "verdict": "verdict", "latency_verdict": "speed", "nondeterministic_images": "flaky images",
 }
 
 

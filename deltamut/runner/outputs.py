@@ -27,15 +27,23 @@ class Outputs:
     # (N,) max |logit difference| between repeats of the same image: 0 for a deterministic backend,
     # NaN where an image was not repeated (or never ran).
     repeat_spread: np.ndarray | None = None
+    # (N,) max |logit difference| between the main run and each rerun in a fresh process (RunSettings.reruns):
+    # inf where the runs ended differently (one crashed, the other did not), NaN where no rerun could be
+    # compared (not rerun, or no logits in both runs). Separate from repeat_spread because it catches what
+    # one process cannot see: a fresh library load, thread-pool start or uninitialised memory.
+    rerun_spread: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.repeat_spread is None:
             self.repeat_spread = np.full(len(self.ids), np.nan)
+        if self.rerun_spread is None:
+            self.rerun_spread = np.full(len(self.ids), np.nan)
 
     @property
     def nondeterministic(self) -> np.ndarray:
-        """Images whose repeats disagreed: flaky outputs, flagged before any discrepancy is reported."""
-        return np.nan_to_num(self.repeat_spread, nan=0.0) > 0
+        """Images whose repeats or reruns disagreed: flaky outputs, flagged before any discrepancy is reported."""
+        repeat = np.nan_to_num(np.asarray(self.repeat_spread, dtype=np.float64), nan=0.0) > 0
+        return repeat | (np.nan_to_num(np.asarray(self.rerun_spread, dtype=np.float64), nan=0.0) > 0)
 
     @property
     def top5(self) -> np.ndarray:
@@ -61,6 +69,7 @@ def save_outputs(path: str | Path, out: Outputs) -> None:
         error=out.error.astype(str),
         top5=out.top5.astype(np.int64),
         repeat_spread=np.asarray(out.repeat_spread, dtype=np.float64),
+        rerun_spread=np.asarray(out.rerun_spread, dtype=np.float64),
         meta=np.array(json.dumps(out.meta, sort_keys=True, default=str)),
     )
 
@@ -75,4 +84,6 @@ def load_outputs(path: str | Path) -> Outputs:
             error=z["error"],
             meta=json.loads(str(z["meta"])),
             repeat_spread=z["repeat_spread"] if "repeat_spread" in z.files else None,
+            # Files written before reruns existed lack the field: no rerun was compared.
+            rerun_spread=z["rerun_spread"] if "rerun_spread" in z.files else None,
         )

@@ -1,4 +1,9 @@
-"""The parent side: start a worker, watch it, and turn whatever happens into per-image results."""
+"""The parent side: start a worker, watch it, and turn whatever happens into per-image results.
+
+A variant's dataset is run once with the full timing protocol, then `reruns - 1` more times in fresh
+workers: nondeterminism that one process cannot show (a new library load, another thread-pool start,
+uninitialised memory) shows up as a difference between those runs, before compare could call it a finding.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +39,13 @@ class RunSettings:
     retries: int = 2
     retry_backoff_s: float = 2.0
     threads: int | None = None
+    # How many times the dataset runs in all, each in fresh worker processes (1: no rerun). Reruns call each
+    # image once with no warm-up: they only check the outputs and never touch the recorded latencies.
+    reruns: int = 2
+
+    def __post_init__(self) -> None:
+        if int(self.reruns) < 1:
+            raise ValueError(f"runner.reruns must be >= 1 (1 = no rerun), got {self.reruns}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> RunSettings:
@@ -92,106 +104,192 @@ def _tail(path: Path, lines: int = 20) -> str:
         return ""
 
 
-def _drain(worker: _Worker, start: int, n: int, settings: RunSettings, scratch: str, status, error,
-           latency, spread, logits) -> tuple[int, str]:
+def _drain(worker: _Worker, start: int, n: int, settings: RunSettings, scratch: Path, run: _Pass) -> tuple[int, str]:
     """Collect a worker's results until it ends; return where the next worker starts and how this one ended.
 
     The image in flight when the worker hangs or dies is the one that caused it: it is recorded as a
     timeout or crash and the next worker starts after it.
     """
     inflight: int | None = None
+    first: int | None = None  # the worker's first image, which also carries the warm-up runs
     while True:
-        # The first image also carries the warm-up runs.
-        budget = settings.image_timeout_s * (1 + (settings.warmup if inflight == start else 0))
+        budget = settings.image_timeout_s * (1 + (settings.warmup if inflight is not None and inflight == first
+                                                  else 0))
         ev = worker.next_event(budget)
         if ev is None:
             worker.kill()
             if inflight is None:
                 return n, "hung between images"
-            status[inflight] = Status.TIMEOUT.value
-            error[inflight] = f"no result within {budget:g} s"
+            run.status[inflight] = Status.TIMEOUT.value
+            run.error[inflight] = f"no result within {budget:g} s"
             return inflight + 1, f"timeout on image {inflight}"
         if ev["event"] == "exit":
             worker.kill()
             if ev["returncode"] == 0 or inflight is None:
                 return n, f"exit {ev['returncode']}"
             st, why = _describe_exit(ev["returncode"])
-            status[inflight], error[inflight] = st.value, why
+            run.status[inflight], run.error[inflight] = st.value, why
             return inflight + 1, f"{why} on image {inflight}"
         if ev["event"] == "start":
             inflight = ev["i"]
+            first = inflight if first is None else first
+            run.attempted[inflight] = True
             continue
         i = ev["i"]
         inflight = None
-        status[i], error[i] = ev["status"], ev.get("error", "")
+        run.status[i], run.error[i] = ev["status"], ev.get("error", "")
         if ev.get("latency_ms"):
-            latency[i, : len(ev["latency_ms"])] = ev["latency_ms"]
-        spread[i] = ev.get("spread", np.nan)
-        f = Path(scratch) / f"{i}.npy"
+            run.latency[i, : len(ev["latency_ms"])] = ev["latency_ms"]
+        run.spread[i] = ev.get("spread", np.nan)
+        f = scratch / f"{i}.npy"
         if f.exists():
-            logits[i] = np.load(f)
+            run.logits[i] = np.load(f)
 
 
-def run_dataset(backend: dict[str, Any], inputs: str | Path, settings: RunSettings,
-                log_path: str | Path) -> Outputs:
-    """Run every image of `inputs` (an npz with `x` and `ids`) through `backend` in child processes."""
-    with np.load(inputs) as z:
-        ids = z["ids"].astype(str)
-    n = len(ids)
-    status = np.full(n, Status.SKIPPED.value, dtype=object)
-    error = np.full(n, "", dtype=object)
-    latency = np.full((n, max(settings.repeats, 1)), np.nan)
-    spread = np.full(n, np.nan)
-    logits: dict[int, np.ndarray] = {}
-    events: list[dict[str, Any]] = []
-    info: dict[str, Any] = {}
-    log_path = Path(log_path)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="deltamut-run-") as scratch, open(log_path, "ab") as log:
-        job = {"backend": backend, "inputs": str(inputs), "scratch": scratch,
-               "warmup": settings.warmup, "repeats": settings.repeats}
-        job_path = Path(scratch) / "job.json"
-        job_path.write_text(json.dumps(job))
-        start, restarts, open_attempts = 0, 0, 0
-        while start < n:
-            worker = _Worker(job_path, start, log, settings.threads)
-            ev = worker.next_event(settings.open_timeout_s)
-            if ev is None or ev["event"] != "ready":
-                worker.kill()
-                transient = bool(ev and ev.get("transient"))
-                if ev is None:
-                    why, st = f"backend did not open within {settings.open_timeout_s:g} s", Status.TIMEOUT
-                elif ev["event"] == "exit":
-                    st, why = _describe_exit(ev["returncode"])
-                    why = f"while opening the backend: {why}"
-                else:
-                    st, why = Status.ERROR, ev["error"]
-                open_attempts += 1
-                events.append({"event": "open_failed", "attempt": open_attempts, "error": why,
+@dataclass
+class _Pass:
+    """What one run over the dataset produced: the main run or one rerun."""
+
+    status: np.ndarray
+    error: np.ndarray
+    latency: np.ndarray
+    spread: np.ndarray
+    attempted: np.ndarray  # (N,) bool: a worker started the image (it ran, crashed or hung)
+    logits: dict[int, np.ndarray] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, n: int, repeats: int) -> _Pass:
+        return cls(status=np.full(n, Status.SKIPPED.value, dtype=object), error=np.full(n, "", dtype=object),
+                   latency=np.full((n, max(repeats, 1)), np.nan), spread=np.full(n, np.nan),
+                   attempted=np.zeros(n, dtype=bool))
+
+
+def _run_pass(backend: dict[str, Any], inputs: str | Path, n: int, settings: RunSettings, log, scratch: Path,
+              indices: list[int] | None = None) -> _Pass:
+    """Run the images (all, or `indices`) through workers, restarting after a crash or a hang."""
+    run = _Pass.empty(n, settings.repeats)
+    scratch.mkdir(parents=True, exist_ok=True)
+    job = {"backend": backend, "inputs": str(inputs), "scratch": str(scratch), "warmup": settings.warmup,
+           "repeats": settings.repeats, "indices": indices}
+    job_path = scratch / "job.json"
+    job_path.write_text(json.dumps(job))
+    start, restarts, open_attempts = 0, 0, 0
+    # A worker is started only when an image is left for it: a rerun of a few images loads the backend once.
+    while (start := _next_image(start, indices, n)) < n:
+        worker = _Worker(job_path, start, log, settings.threads)
+        ev = worker.next_event(settings.open_timeout_s)
+        if ev is None or ev["event"] != "ready":
+            worker.kill()
+            transient = bool(ev and ev.get("transient"))
+            if ev is None:
+                why, st = f"backend did not open within {settings.open_timeout_s:g} s", Status.TIMEOUT
+            elif ev["event"] == "exit":
+                st, why = _describe_exit(ev["returncode"])
+                why = f"while opening the backend: {why}"
+            else:
+                st, why = Status.ERROR, ev["error"]
+            open_attempts += 1
+            run.events.append({"event": "open_failed", "attempt": open_attempts, "error": why,
                                "transient": transient})
-                if transient and open_attempts <= settings.retries:
-                    time.sleep(settings.retry_backoff_s * open_attempts)
-                    continue
-                status[start:], error[start:] = st.value, why
-                break
-            info = ev["info"]
-            start, ended = _drain(worker, start, n, settings, scratch, status, error, latency, spread,
-                                  logits)
-            if start >= n:
-                break
-            events.append({"event": "restart", "after": ended})
-            restarts += 1
-            if restarts > settings.max_restarts:
-                error[start:] = f"not run: the worker failed {restarts} times (max_restarts)"
-                break
+            if transient and open_attempts <= settings.retries:
+                time.sleep(settings.retry_backoff_s * open_attempts)
+                continue
+            run.status[start:], run.error[start:] = st.value, why
+            break
+        run.info = ev["info"]
+        start, ended = _drain(worker, start, n, settings, scratch, run)
+        if start >= n:
+            break
+        run.events.append({"event": "restart", "after": ended})
+        restarts += 1
+        if restarts > settings.max_restarts:
+            run.error[start:] = f"not run: the worker failed {restarts} times (max_restarts)"
+            break
+    return run
+
+
+def _next_image(start: int, indices: list[int] | None, n: int) -> int:
+    if indices is None:
+        return start
+    return next((i for i in indices if i >= start), n)
+
+
+def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest |a - b|; inf when the shapes or the positions of non-finite values differ."""
+    if a.shape != b.shape:
+        return float("inf")
+    fa, fb = np.isfinite(a), np.isfinite(b)
+    same = (np.isnan(a) & np.isnan(b)) | (a == b)
+    if ((~fa | ~fb) & ~same).any():  # NaN against a number, or inf against anything else
+        return float("inf")
+    both = fa & fb
+    return float(np.max(np.abs(a[both].astype(np.float64) - b[both]), initial=0.0))
+
+
+def _rerun_spread(main: _Pass, reruns: list[_Pass], ids: np.ndarray) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Per image, the largest difference between the main run and any rerun, and the runs that ended
+    differently (inf spread): an image that crashes in one process and not in another is nondeterministic."""
+    spread = np.full(len(ids), np.nan)
+    disagreements: list[dict[str, Any]] = []
+    for k, rerun in enumerate(reruns, start=1):
+        for i in np.flatnonzero(main.attempted & rerun.attempted):
+            if main.status[i] != rerun.status[i]:
+                d = float("inf")
+                disagreements.append({"index": int(i), "image": str(ids[i]), "rerun": k, "status": str(main.status[i]),
+                                      "rerun_status": str(rerun.status[i]), "rerun_error": str(rerun.error[i])})
+            elif i in main.logits and i in rerun.logits:
+                d = _max_abs_diff(main.logits[i], rerun.logits[i])
+            else:  # failed the same way in both: nothing to compare, and no sign of nondeterminism
+                continue
+            spread[i] = np.fmax(spread[i], d)
+    return spread, disagreements
+
+
+def _table(logits: dict[int, np.ndarray], n: int) -> np.ndarray:
     width = max((v.shape[0] for v in logits.values()), default=0)
     table = np.full((n, width), np.nan, dtype=np.float32)
     for i, v in logits.items():
         table[i, : v.shape[0]] = v
-    meta = {"backend": {k: v for k, v in backend.items() if k != "model_spec"}, "device_info": info,
-            "settings": asdict(settings), "events": events, "versions": provenance.versions(),
-            "host": provenance.host()}
-    if events or any(s != Status.OK.value for s in status):
+    return table
+
+
+def run_dataset(backend: dict[str, Any], inputs: str | Path, settings: RunSettings,
+                log_path: str | Path) -> Outputs:
+    """Run every image of `inputs` (an npz with `x` and `ids`) through `backend` in child processes, then
+    rerun the images it attempted `settings.reruns - 1` times in fresh processes to flag nondeterminism.
+
+    Status, error, logits and latencies are the main run's; an image whose reruns ended otherwise keeps
+    its status, with the disagreement appended to its error and listed in `meta["reruns"]`.
+    """
+    with np.load(inputs) as z:
+        ids = z["ids"].astype(str)
+    n = len(ids)
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    reruns: list[_Pass] = []
+    with tempfile.TemporaryDirectory(prefix="deltamut-run-") as scratch, open(log_path, "ab") as log:
+        main = _run_pass(backend, inputs, n, settings, log, Path(scratch) / "run0")
+        again = np.flatnonzero(main.attempted).tolist()
+        check = replace(settings, warmup=0, repeats=1)
+        for k in range(1, settings.reruns if again else 1):
+            reruns.append(_run_pass(backend, inputs, n, check, log, Path(scratch) / f"run{k}", again))
+    rerun_spread, disagreements = _rerun_spread(main, reruns, ids)
+    error = main.error.copy()
+    for d in disagreements:
+        i = d["index"]
+        note = f"nondeterministic: rerun {d['rerun']} ended {d['rerun_status']}" + \
+            (f" ({d['rerun_error']})" if d["rerun_error"] else "")
+        error[i] = f"{error[i]}; {note}" if error[i] else note
+    meta = {"backend": {k: v for k, v in backend.items() if k != "model_spec"}, "device_info": main.info,
+            "settings": asdict(settings), "events": main.events, "versions": provenance.versions(),
+            "host": provenance.host(),
+            "reruns": {"runs": 1 + len(reruns), "images": len(again),
+                       "nondeterministic": int((np.nan_to_num(rerun_spread) > 0).sum()),
+                       "disagreements": disagreements,
+                       "events": [{**e, "rerun": k} for k, r in enumerate(reruns, start=1) for e in r.events]}}
+    if main.events or disagreements or any(s != Status.OK.value for s in main.status):
         meta["log_tail"] = _tail(log_path)
-    return Outputs(ids=ids, logits=table, latency_ms=latency, status=status.astype(str),
-                   error=error.astype(str), repeat_spread=spread, meta=meta)
+    return Outputs(ids=ids, logits=_table(main.logits, n), latency_ms=main.latency, status=main.status.astype(str),
+                   error=error.astype(str), repeat_spread=main.spread, rerun_spread=rerun_spread, meta=meta)

@@ -1,7 +1,8 @@
 """The child process that owns a backend: `python -m deltamut.runner.worker JOB.json START`.
 
 It speaks one JSON line per event on stdout (`ready`, one per image, `open_failed`) and writes each
-image's logits to `<scratch>/<i>.npy`, so whatever it finished survives its own crash.
+image's logits to `<scratch>/<i>.npy`, so whatever it finished survives its own crash. A job may name the
+`indices` to run (a rerun repeats only the images the main run attempted); the others are passed over.
 """
 
 from __future__ import annotations
@@ -36,14 +37,19 @@ def main(job_path: str, start: int) -> int:
         return 3
     _emit({"event": "ready", "info": backend.info()})
     warmup, repeats = int(job["warmup"]), int(job["repeats"])
+    only = None if job.get("indices") is None else set(job["indices"])
+    first = True
     for i in range(start, x.shape[0]):
+        if only is not None and i not in only:
+            continue
         image = np.ascontiguousarray(x[i : i + 1])
         _emit({"event": "start", "i": i})
         try:
             # Warm-up on the first image of each worker: the first call pays for lazy initialisation
             # (MutateNN's first image took 18 s against 0.03 s for the rest).
-            for _ in range(warmup if i == start else 0):
+            for _ in range(warmup if first else 0):
                 backend(image)
+            first = False
             times, spread, logits = [], 0.0, None
             for _ in range(repeats):
                 t0 = time.perf_counter()

@@ -8,8 +8,9 @@ import torch
 
 from deltamut.runner import RunSettings, load_outputs, run_dataset, save_outputs
 
+# reruns=1: these tests are about one run; reruns have their own tests in test_reruns.py.
 FAST = RunSettings(warmup=1, repeats=2, open_timeout_s=60, image_timeout_s=20, max_restarts=3, retries=1,
-                   retry_backoff_s=0.1)
+                   retry_backoff_s=0.1, reruns=1)
 
 
 def _library(kind: str, path):
@@ -115,7 +116,7 @@ def test_segfault_is_a_result_and_the_other_images_still_run(big_inputs, tmp_pat
 
 def test_hang_is_a_timeout(big_inputs, tmp_path):
     lib = _library("hang_on_big", tmp_path / "hang.so")
-    settings = RunSettings(warmup=0, repeats=1, image_timeout_s=3, max_restarts=2)
+    settings = RunSettings(warmup=0, repeats=1, image_timeout_s=3, max_restarts=2, reruns=1)
     out = run_dataset({"kind": "tvm", "lib": str(lib)}, big_inputs, settings, tmp_path / "run.log")
     assert out.status.tolist() == ["ok", "ok", "timeout", "ok"]
     assert "3 s" in out.error[2]
