@@ -80,8 +80,21 @@ def call_isolated(func: str, kwargs: dict[str, Any], timeout_s: float, log_path:
                         returncode=rc, log_tail=_tail(log_path))
 
 
+def import_tvm_without_torch() -> None:
+    """Import TVM with torch hidden. tvm_ffi imports torch first thing (a workaround for a symbol clash seen
+    on Windows), 2-4 s per process that no TVM call of ours needs; a later `import torch` still works."""
+    if "torch" in sys.modules:
+        return
+    sys.modules["torch"] = None  # makes `import torch` raise ImportError, which tvm_ffi tolerates
+    try:
+        import tvm  # noqa: F401
+    finally:
+        del sys.modules["torch"]
+
+
 def _main(func: str, args_path: str, result_path: str) -> int:
     module, name = func.split(":")
+    import_tvm_without_torch()  # every isolated call is a TVM call
     kwargs = json.loads(Path(args_path).read_text())
     try:
         value = getattr(importlib.import_module(module), name)(**kwargs)

@@ -22,7 +22,7 @@ class TvmBackend:
 
     def __init__(self, spec: dict[str, Any]):
         import tvm
-        from tvm import relax
+        from tvm.runtime.vm import VirtualMachine  # also in a runtime-only TVM (no tvm.relax)
 
         self._tvm = tvm
         self.spec = spec
@@ -39,7 +39,7 @@ class TvmBackend:
             self.dev = _device(tvm, kind)
         if not self.dev.exist:
             raise BackendError(f"device {kind}(0) does not exist on {self._where()}")
-        self.vm = relax.VirtualMachine(module, self.dev)
+        self.vm = VirtualMachine(module, self.dev)
         self.main = self.vm["main"]
 
     def _connect(self, spec: dict[str, Any]):

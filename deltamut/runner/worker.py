@@ -8,6 +8,7 @@ image's logits to `<scratch>/<i>.npy`, so whatever it finished survives its own 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -27,6 +28,16 @@ def main(job_path: str, start: int) -> int:
     with np.load(job["inputs"]) as z:
         x = z["x"]
     from deltamut.devices import BackendError, open_backend
+
+    spec = job["backend"]
+    if spec.get("kind") == "tvm":
+        from deltamut.isolation import import_tvm_without_torch
+
+        if spec.get("target_kind", "llvm") == "llvm" and not (spec.get("rpc") or spec.get("tracker")):
+            # Running a built CPU library needs only libtvm_runtime: not the 260 MB compiler, nor tvm.relax
+            # (the CUDA runtime and the RPC paths keep the full import).
+            os.environ.setdefault("TVM_USE_RUNTIME_LIB", "1")
+        import_tvm_without_torch()
 
     try:
         backend = open_backend(job["backend"])

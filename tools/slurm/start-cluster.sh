@@ -114,6 +114,9 @@ SelectTypeParameters=CR_Core_Memory
 GresTypes=gpu
 ReturnToService=2
 MinJobAge=600
+# Fail fast once the cluster is stopped: every `snakemake` call loads the SLURM plugin, whose
+# `scontrol show config` otherwise waits 9 s for the absent controller.
+MessageTimeout=3
 InactiveLimit=0
 KillWait=10
 SlurmctldTimeout=60
