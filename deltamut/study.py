@@ -17,6 +17,11 @@ import yaml
 ORIGINAL = "original"
 IDENTITY = {"operator": "identity"}
 RESULTS = "results"
+# A conversion of a model lives in its own result tree, `results/{model}@{conversion}/`, so that every
+# rule (export, compile, deploy, infer) serves it unchanged; model names cannot contain `@` (schema).
+CONVERSION_SEP = "@"
+PRIMARY = "onnx"  # the conversion every optimisation and mutant starts from: `export:` (dynamo exporter)
+FLOAT64 = "torch64"  # PyTorch in float64: the numeric noise floor of float32, not a study framework
 
 
 class StudyError(ValueError):
@@ -75,6 +80,24 @@ class Study:
     def optimisations(self) -> dict[str, dict[str, Any]]:
         return self.config["optimisations"]
 
+    def ablations(self, model: str) -> dict[str, dict[str, Any]]:
+        """The ablated configurations of a model (`ablation:`): the base optimisation without each step."""
+        spec = self.config.get("ablation")
+        if not spec or model not in spec.get("models", list(self.models)) or CONVERSION_SEP in model:
+            return {}
+        from deltamut.ablation import ablated_optimisations
+
+        return ablated_optimisations(spec["of"], self.optimisations[spec["of"]], spec.get("steps"))
+
+    def optimisation(self, name: str) -> dict[str, Any]:
+        """A configured or an ablated optimisation, by name: what the compile, mutate and deploy rules read."""
+        if name in self.optimisations:
+            return self.optimisations[name]
+        for model in self.models:
+            if name in self.ablations(model):
+                return self.ablations(model)[name]
+        raise StudyError(f"unknown optimisation {name!r}")
+
     @property
     def targets(self) -> dict[str, dict[str, Any]]:
         return self.config["targets"]
@@ -82,6 +105,42 @@ class Study:
     @property
     def devices(self) -> dict[str, dict[str, Any]]:
         return self.config["devices"]
+
+    # --- conversions: other ways from the PyTorch model to a runtime --------------------------------------
+    @staticmethod
+    def split(model: str) -> tuple[str, str]:
+        """`lite0@torch-export` -> (`lite0`, `torch-export`); a plain model -> (`lite0`, PRIMARY)."""
+        base, _, conversion = model.partition(CONVERSION_SEP)
+        return base, conversion or PRIMARY
+
+    def conversions(self, model: str) -> dict[str, dict[str, Any]]:
+        """The conversions of a model; an ONNX-file model has no PyTorch module to convert."""
+        if self.models[model].get("source", "zoo") == "onnx":
+            return {}
+        return dict(self.config.get("conversions") or {})
+
+    def export_settings(self, model: str) -> dict[str, Any]:
+        """How `model` (plain or `base@conversion`) is exported: exporter and opset."""
+        base, conversion = self.split(model)
+        primary = {"exporter": "dynamo", "opset": 18, **(self.config.get("export") or {})}
+        if conversion == PRIMARY:
+            return primary
+        spec = self.conversions(base)[conversion]
+        return {"exporter": spec["exporter"], "opset": spec.get("opset", primary["opset"])}
+
+    def converted_runs(self, model: str) -> list[tuple[str, str | None]]:
+        """(converted model, optimisation or None for ONNX Runtime) of a base model's conversions."""
+        runs: list[tuple[str, str | None]] = []
+        for conversion, spec in self.conversions(model).items():
+            converted = f"{model}{CONVERSION_SEP}{conversion}"
+            if spec["exporter"] != "torch.export" and "onnxruntime" in self.frameworks(model):
+                runs.append((converted, None))
+            runs += [(converted, opt) for opt in spec.get("compile_under", list(self.optimisations))]
+        return runs
+
+    def float64_reference(self, model: str) -> bool:
+        """Whether a float64 PyTorch run measures the float32 noise floor of `model` (zoo models only)."""
+        return self.config.get("compare", {}).get("float64_reference", True) and "torch" in self.frameworks(model)
 
     def frameworks(self, model: str) -> list[str]:
         """Framework references of a model: an ONNX-file model has no PyTorch module."""
@@ -99,6 +158,8 @@ class Study:
     def mutants(self, model: str, opt: str | None = None) -> list[str]:
         """The original plus the model's mutants; under an optimisation not in the model's `mutate_under`,
         only the original. Entries of `mutants` may be shell-style patterns (`mnn*`)."""
+        if CONVERSION_SEP in model:
+            return [ORIGINAL]
         spec = self.models[model]
         if opt is not None and opt not in spec.get("mutate_under", list(self.optimisations)):
             return [ORIGINAL]
@@ -120,13 +181,15 @@ class Study:
         return sorted({self.target_of(d) for d in self.devices})
 
     def tvm_variants(self, model: str) -> list[tuple[str, str, str]]:
-        """(optimisation, mutant, device) triples of a model."""
+        """(optimisation, mutant, device) triples of a model; ablated optimisations run the original only."""
         return [(opt, mutant, dev) for opt in self.optimisations for mutant in self.mutants(model, opt)
-                for dev in self.devices]
+                for dev in self.devices] + \
+            [(opt, ORIGINAL, dev) for opt in self.ablations(model) for dev in self.devices]
 
     # --- files ----------------------------------------------------------------------------------
     @staticmethod
     def inputs_path(model: str, mutant: str = ORIGINAL) -> str:
+        model = model.partition(CONVERSION_SEP)[0]  # a conversion runs on its model's images
         return f"{RESULTS}/{model}/data/inputs.npz" if mutant == ORIGINAL else \
             f"{RESULTS}/{model}/data/{mutant}/inputs.npz"
 
@@ -152,17 +215,34 @@ class Study:
         return f"{RESULTS}/{model}/tvm/{opt}/{mutant}/infer/{device}/outputs.npz"
 
     def model_spec(self, model: str) -> dict[str, Any]:
-        """The model's entry without the study-level keys: what the model zoo reads."""
-        return {k: v for k, v in self.models[model].items() if k not in ("mutants", "mutate_under")}
+        """The model's entry without the study-level keys: what the model zoo reads. A conversion's is its
+        model's."""
+        base = self.split(model)[0]
+        return {k: v for k, v in self.models[base].items() if k not in ("mutants", "mutate_under")}
 
     def variants(self, model: str) -> dict[str, dict[str, str]]:
         """Variant id -> its coordinates and result file, for every result of a model."""
-        out = {fw: {"framework": fw, "path": self.reference_path(model, fw)} for fw in self.frameworks(model)}
+        out = {fw: {"framework": fw, "conversion": "" if fw == "torch" else PRIMARY,
+                    "path": self.reference_path(model, fw)} for fw in self.frameworks(model)}
+        if self.float64_reference(model):
+            out[FLOAT64] = {"framework": FLOAT64, "conversion": "", "path": self.reference_path(model, FLOAT64)}
         for opt, mutant, dev in self.tvm_variants(model):
             out[f"tvm/{opt}/{mutant}/{dev}"] = {
-                "framework": "tvm", "opt": opt, "mutant": mutant, "device": dev, "target": self.target_of(dev),
-                "path": self.outputs_path(model, opt, mutant, dev),
+                "framework": "tvm", "conversion": PRIMARY, "opt": opt, "mutant": mutant, "device": dev,
+                "target": self.target_of(dev), "path": self.outputs_path(model, opt, mutant, dev),
                 "manifest": self.manifest_path(model, opt, ORIGINAL if self.is_input_mutant(mutant) else mutant)}
+        for converted, opt in self.converted_runs(model):
+            conversion = self.split(converted)[1]
+            if opt is None:
+                out[f"onnxruntime{CONVERSION_SEP}{conversion}"] = {
+                    "framework": "onnxruntime", "conversion": conversion,
+                    "path": self.reference_path(converted, "onnxruntime")}
+                continue
+            for dev in self.devices:
+                out[f"tvm{CONVERSION_SEP}{conversion}/{opt}/{ORIGINAL}/{dev}"] = {
+                    "framework": "tvm", "conversion": conversion, "opt": opt, "mutant": ORIGINAL, "device": dev,
+                    "target": self.target_of(dev), "path": self.outputs_path(converted, opt, ORIGINAL, dev),
+                    "manifest": self.manifest_path(converted, opt, ORIGINAL)}
         return out
 
     def pairs(self, model: str) -> list[dict[str, str]]:
@@ -185,11 +265,30 @@ class Study:
                     pairs.append({"kind": "optimisation", "a": original, "b": f"tvm/{opts[0]}/{ORIGINAL}/{dev}"})
                 if dev != devs[0]:
                     pairs.append({"kind": "device", "a": original, "b": f"tvm/{opt}/{ORIGINAL}/{devs[0]}"})
-        return pairs
+        base = (self.config.get("ablation") or {}).get("of")
+        pairs += [{"kind": "ablation", "a": f"tvm/{opt}/{ORIGINAL}/{dev}", "b": f"tvm/{base}/{ORIGINAL}/{dev}"}
+                  for opt in self.ablations(model) for dev in devs]
+        if self.float64_reference(model):
+            pairs.append({"kind": "precision", "a": "torch", "b": FLOAT64})
+        for converted, opt in self.converted_runs(model):
+            conversion = self.split(converted)[1]
+            if opt is None:
+                a = f"onnxruntime{CONVERSION_SEP}{conversion}"
+                pairs += [{"kind": "framework", "a": a, "b": ref}, {"kind": "conversion", "a": a, "b": "onnxruntime"}]
+                continue
+            for dev in devs:
+                a = f"tvm{CONVERSION_SEP}{conversion}/{opt}/{ORIGINAL}/{dev}"
+                pairs += [{"kind": "compiler", "a": a, "b": ref},
+                          {"kind": "conversion", "a": a, "b": f"tvm/{opt}/{ORIGINAL}/{dev}"}]
+        return pairs + self._extra_pairs(model)
+
+    def _extra_pairs(self, model: str) -> list[dict[str, str]]:
+        """The config's `compare.pairs`: any two variants of a model, by id (see `variants`)."""
+        return [{"kind": "custom", "a": p["a"], "b": p["b"]} for p in self.config.get("compare", {}).get("pairs", [])
+                if p.get("model", model) == model]
 
     def model_outputs(self, model: str) -> list[str]:
-        refs = [self.reference_path(model, f) for f in self.frameworks(model)]
-        return refs + [self.outputs_path(model, *v) for v in self.tvm_variants(model)]
+        return [v["path"] for v in self.variants(model).values()]
 
     def model_manifests(self, model: str) -> list[str]:
         return sorted({v["manifest"] for v in self.variants(model).values() if "manifest" in v})
@@ -234,6 +333,38 @@ class Study:
                 raise StudyError(
                     f"devices.{device}.target: unknown target {spec['target']!r}; known: {', '.join(self.targets)}"
                 )
+        ablation = self.config.get("ablation")
+        if ablation:
+            if ablation["of"] not in self.optimisations:
+                raise StudyError(f"ablation.of: unknown optimisation {ablation['of']!r}; "
+                                 f"known: {', '.join(self.optimisations)}")
+            unknown_models = [m for m in ablation.get("models", []) if m not in self.models]
+            if unknown_models:
+                raise StudyError(f"ablation.models: unknown model(s) {unknown_models}; known: {', '.join(self.models)}")
+            from deltamut.ablation import ablation_steps
+
+            steps = ablation_steps(self.optimisations[ablation["of"]])
+            unknown_steps = [s for s in ablation.get("steps", []) if s not in steps]
+            if unknown_steps:
+                raise StudyError(f"ablation.steps: {ablation['of']} has no step(s) {unknown_steps}; "
+                                 f"its steps: {', '.join(steps)}")
+        for conversion, spec in (self.config.get("conversions") or {}).items():
+            unknown_opts = [o for o in spec.get("compile_under", []) if o not in self.optimisations]
+            if unknown_opts:
+                raise StudyError(f"conversions.{conversion}.compile_under: unknown optimisation(s) {unknown_opts}; "
+                                 f"known: {', '.join(self.optimisations)}")
+            if spec["exporter"] == "torch.export" and "opset" in spec:
+                raise StudyError(f"conversions.{conversion}.opset: torch.export makes no ONNX, it has no opset")
+        for i, pair in enumerate(self.config.get("compare", {}).get("pairs", [])):
+            models = [pair["model"]] if "model" in pair else list(self.models)
+            if pair.get("model", models[0]) not in self.models:
+                raise StudyError(f"compare.pairs[{i}].model: unknown model {pair['model']!r}")
+            for model in models:
+                ids = self.variants(model)
+                for side in ("a", "b"):
+                    if pair[side] not in ids:
+                        raise StudyError(f"compare.pairs[{i}].{side}: {model} has no variant {pair[side]!r}; "
+                                         f"its variants: {', '.join(ids)}")
         ref = self.config.get("compare", {}).get("reference")
         fws = self.config.get("frameworks", ["torch", "onnxruntime"])
         if ref and ref not in fws:

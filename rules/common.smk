@@ -19,12 +19,12 @@ TIMEOUTS = {"compile_s": 1800, "mutate_s": 1800, "deploy_s": 1800, **config.get(
 
 
 wildcard_constraints:
-    model=r"[A-Za-z0-9_.-]+",
+    model=r"[A-Za-z0-9_.-]+(@[A-Za-z0-9_.-]+)?",  # a model, or a conversion of it (deltamut.study)
     opt=r"[A-Za-z0-9_.-]+",
     mutant=r"[A-Za-z0-9_.-]+",
     target=r"[A-Za-z0-9_.-]+",
     device=r"[A-Za-z0-9_.-]+",
-    framework=r"torch|onnxruntime",
+    framework=r"torch|onnxruntime|torch64",
 
 
 def photos_input(wildcards):
@@ -73,10 +73,16 @@ def mutant_twins(wildcards):
     return {"mutant_index": ancient(STUDY.index_path(wildcards.model, wildcards.opt))}
 
 
+def graph_source(wildcards):
+    """What TVM imports: the ONNX file, or the ExportedProgram of a torch.export conversion."""
+    exported = STUDY.export_settings(wildcards.model)["exporter"] == "torch.export"
+    return f"results/{wildcards.model}/export/" + ("program.pt2" if exported else "model.onnx")
+
+
 def export_inputs(wildcards):
     """An ONNX-file model's file is an input, so replacing it reruns (and re-caches) its export. A missing
     file is left to the export job, which fails alone naming it instead of stopping the whole study."""
-    spec = STUDY.models[wildcards.model]
+    spec = STUDY.model_spec(wildcards.model)
     return [spec["path"]] if spec.get("source") == "onnx" and os.path.exists(spec["path"]) else []
 
 

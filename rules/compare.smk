@@ -33,7 +33,8 @@ rule compare:
         variants=lambda wc: STUDY.variants(wc.model),
         pairs=lambda wc: STUDY.pairs(wc.model),
         specs=lambda wc: {m: STUDY.mutation(m) for m in STUDY.mutants(wc.model)},
-        thresholds={k: v for k, v in config.get("compare", {}).items() if k != "reference"},
+        thresholds=lambda wc: {k: v for k, v in config.get("compare", {}).items()
+                               if k not in ("reference", "float64_reference", "pairs")},
     log:
         "results/logs/compare/{model}.log",
     conda:

@@ -1,6 +1,6 @@
 rule compile:
     input:
-        "results/{model}/export/model.onnx",
+        graph_source,
     output:
         "results/{model}/tvm/{opt}/graph.json",
     params:
@@ -8,7 +8,7 @@ rule compile:
         # (model, optimisation) gets its own cache entry.
         model=lambda wc: wc.model,
         opt=lambda wc: wc.opt,
-        graph=lambda wc: graph_slice(config["optimisations"][wc.opt]),
+        graph=lambda wc: graph_slice(STUDY.optimisation(wc.opt)),
         timeout_s=TIMEOUTS["compile_s"],
     log:
         "results/logs/compile/{model}/{opt}.log",

@@ -8,7 +8,7 @@ rule deploy:
         info="results/{model}/tvm/{opt}/{mutant}/deploy/{target}/deploy.json",
     params:
         target=lambda wc: config["targets"][wc.target],
-        codegen=lambda wc: codegen_slice(config["optimisations"][wc.opt]),
+        codegen=lambda wc: codegen_slice(STUDY.optimisation(wc.opt)),
         timeout_s=TIMEOUTS["deploy_s"],
     log:
         "results/logs/deploy/{model}/{opt}/{mutant}/{target}.log",

@@ -4,9 +4,10 @@ rule export:
     output:
         "results/{model}/export/model.onnx",
     params:
-        name=lambda wc: wc.model,
+        # the model's own name (a conversion's is its model's): what the zoo loads
+        name=lambda wc: STUDY.split(wc.model)[0],
         model=lambda wc: STUDY.model_spec(wc.model),
-        export=config.get("export", {}),
+        export=lambda wc: STUDY.export_settings(wc.model),
     log:
         "results/logs/export/{model}.log",
     cache: "omit-software"
@@ -16,10 +17,25 @@ rule export:
         "../scripts/export.py"
 
 
+rule export_program:
+    output:
+        "results/{model}/export/program.pt2",
+    params:
+        name=lambda wc: STUDY.split(wc.model)[0],
+        model=lambda wc: STUDY.model_spec(wc.model),
+    log:
+        "results/logs/export_program/{model}.log",
+    cache: "omit-software"
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/export_program.py"
+
+
 rule reference:
     input:
         onnx="results/{model}/export/model.onnx",
-        inputs="results/{model}/data/inputs.npz",
+        inputs=lambda wc: STUDY.inputs_path(wc.model),
     output:
         "results/{model}/reference/{framework}.npz",
     params:

@@ -10,7 +10,7 @@ rule mutate:
     params:
         # Only this mutation's entry: editing one mutation reruns only its jobs.
         spec=lambda wc: STUDY.mutation(wc.mutant),
-        lowering=lambda wc: lowering_slice(config["optimisations"][wc.opt]),
+        lowering=lambda wc: lowering_slice(STUDY.optimisation(wc.opt)),
         timeout_s=TIMEOUTS["mutate_s"],
     log:
         "results/logs/mutate/{model}/{opt}/{mutant}.log",

@@ -7,4 +7,4 @@ from deltamut.models import load_model
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0]):
     info = load_model(sm.params.name, sm.params.model)
-    export_model(info, sm.output[0], opset=int(sm.params.export.get("opset", 18)))
+    export_model(info, sm.output[0], opset=int(sm.params.export["opset"]), exporter=sm.params.export["exporter"])

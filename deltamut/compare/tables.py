@@ -17,8 +17,9 @@ from deltamut.compare import metrics
 from deltamut.compare.stats import compare_latency, mcnemar
 from deltamut.compare.verdicts import Thresholds, grade_images, grade_latency, grade_pair
 from deltamut.runner.outputs import Outputs, load_outputs
+from deltamut.study import FLOAT64
 
-COORDS = ("framework", "opt", "mutant", "device", "target")
+COORDS = ("framework", "conversion", "opt", "mutant", "device", "target")
 
 
 def _provenance(out: Outputs) -> dict[str, Any]:
@@ -46,9 +47,33 @@ def _check_outputs(model: str, vid: str, out: Outputs) -> None:
                              f"{n} images")
 
 
+def _nanmean(values: pd.Series) -> float:
+    return float(np.nanmean(values)) if values.notna().any() else np.nan
+
+
+def _against_float64(a: Outputs, b: Outputs, la: np.ndarray | None, lb: np.ndarray | None,
+                     float64: np.ndarray | None, width: int) -> dict[str, np.ndarray]:
+    """Each side's RMSE against the float64 run, per image (NaN where a side or the float64 run is missing)."""
+    n = len(a.ids)
+    out = {}
+    for side, out_, logits in (("a", a, la), ("b", b, lb)):
+        ok = out_.status == "ok"
+        if logits is None or float64 is None or float64.shape != (n, width):
+            out[f"rmse_vs_float64_{side}"] = np.full(n, np.nan)
+        else:
+            out[f"rmse_vs_float64_{side}"] = np.where(ok, metrics.rmse(logits, float64).astype(np.float64), np.nan)
+    return out
+
+
 def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Outputs, labels: np.ndarray,
-                 coords: dict[str, dict[str, str]], thresholds: Thresholds) -> tuple[pd.DataFrame, dict[str, Any]]:
+                 coords: dict[str, dict[str, str]], thresholds: Thresholds, float64: np.ndarray | None = None,
+                 floor: np.ndarray | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The per-image rows and the summary row of one pair (`a` judged against baseline `b`).
+
+    `float64`: the model's logits computed in float64 (N, C), against which each side's RMSE is given.
+    `floor`: per image, how far float32 arithmetic alone moves the logits (|torch float32 - torch float64|,
+    max over classes); it widens the tolerance of every image, since two float32 implementations may each
+    sit that far from the exact result. It is not applied to the float32-vs-float64 pair itself.
 
     Nondeterminism: an image whose repeats or reruns disagreed on either side (`Outputs.nondeterministic`) is
     graded with an unbounded noise tolerance, so any output difference on it is `within_noise`, never
@@ -77,7 +102,7 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
     # A nondeterministic image (repeats or reruns disagreed on either side) has no reproducible output to
     # judge: an unbounded noise tolerance grades any output difference on it within_noise (see docstring).
     flaky = a.nondeterministic | b.nondeterministic
-    noise = np.where(flaky, np.inf, 0.0)
+    noise = np.where(flaky, np.inf, 0.0 if floor is None else np.nan_to_num(floor, nan=0.0))
     verdict = grade_images(la, lb, a.status, b.status, noise, thresholds)
     both = (a.status == "ok") & (b.status == "ok") & (la is not None) & (lb is not None)
     n = len(a.ids)
@@ -103,6 +128,8 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
         "kendall_tau": metric(metrics.kendall_tau), "rbo": metric(metrics.rbo),
         "max_abs_err": metric(metrics.max_abs_err), "max_rel_err": metric(metrics.max_rel_err),
         "cosine": metric(metrics.cosine),
+        **_against_float64(a, b, la, lb, float64, width),
+        "float32_floor": nan if floor is None else floor,
         "correct_a": (top1_a == labels) & (labels >= 0), "correct_b": (top1_b == labels) & (labels >= 0),
         "latency_a_ms": lat_a, "latency_b_ms": lat_b, "repeat_spread_a": a.repeat_spread,
         "repeat_spread_b": b.repeat_spread, "rerun_spread_a": a.rerun_spread, "rerun_spread_b": b.rerun_spread,
@@ -126,6 +153,7 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
         if n_both else np.nan,
         "kendall_tau_mean": float(np.nanmean(rows["kendall_tau"])) if n_both else np.nan,
         "max_abs_err": float(np.nanmax(rows["max_abs_err"])) if n_both else np.nan,
+        **{f"rmse_vs_float64_{s}": _nanmean(rows[f"rmse_vs_float64_{s}"]) for s in "ab"},
         "nondeterministic_images": int(flaky.sum()),
         "n_labelled": int(labelled.sum()),
         "accuracy_a": float(rows["correct_a"][labelled].mean()) if labelled.any() else np.nan,
@@ -157,10 +185,16 @@ def compare_model(model: str, variants: dict[str, dict[str, str]], pairs: list[d
             cache[v] = load_outputs(variants[v]["path"])
         return cache[v]
 
+    float64 = floor = None
+    if FLOAT64 in variants:
+        ref64, ref32 = get(FLOAT64), get("torch")
+        if (ref64.status == "ok").all() and (ref32.status == "ok").all() and ref64.logits.shape == ref32.logits.shape:
+            float64 = ref64.logits.astype(np.float64)
+            floor = np.abs(ref32.logits.astype(np.float64) - float64).max(axis=1)
     per_image, per_pair = [], []
     for p in pairs:
         rows, summary = compare_pair(model, p["kind"], p["a"], p["b"], get(p["a"]), get(p["b"]), labels,
-                                     variants, t)
+                                     variants, t, float64=float64, floor=None if p["kind"] == "precision" else floor)
         per_image.append(rows)
         per_pair.append(summary)
     pair_table = pd.DataFrame(per_pair)

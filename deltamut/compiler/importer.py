@@ -28,3 +28,23 @@ def import_onnx(path: str | Path, input_shape: tuple[int, ...] | None = None):
             raise ValueError(f"{path}: input {graph_inputs[0]!r} has no static shape ({dims}); give input_size")
         input_shape = tuple(dims)
     return from_onnx(model, shape_dict={graph_inputs[0]: list(input_shape)}, keep_params_in_input=False)
+
+
+def import_exported_program(path: str | Path):
+    """Import a saved `torch.export` program, weights as constants like `import_onnx`, one tensor out."""
+    import torch
+    from tvm.relax.frontend.torch import from_exported_program
+
+    path = Path(path)
+    try:
+        program = torch.export.load(str(path))
+    except FileNotFoundError as exc:
+        raise ValueError(f"{path}: exported program not found") from exc
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable torch.export program ({type(exc).__name__}: {exc})") from exc
+    return from_exported_program(program, keep_params_as_input=False, unwrap_unit_return_tuple=True)
+
+
+def import_graph(path: str | Path):
+    """The Relax module of an exported model, by file kind: `.pt2` (torch.export) or ONNX."""
+    return import_exported_program(path) if Path(path).suffix == ".pt2" else import_onnx(path)

@@ -11,19 +11,20 @@ from deltamut.isolation import call_isolated
 
 
 def _graph_worker(onnx: str, opt_name: str, opt_spec: dict, out: str) -> dict:
-    from deltamut.compiler.importer import import_onnx
+    from deltamut.compiler.importer import import_graph
     from deltamut.compiler.optconfig import OptConfig
     from deltamut.compiler.passes import optimise_graph
     from deltamut.compiler.serialize import save_module
 
     opt = OptConfig.from_dict(opt_name, opt_spec)
-    save_module(optimise_graph(import_onnx(onnx), opt), out)
+    save_module(optimise_graph(import_graph(onnx), opt), out)
     return {"passes": list(opt.passes)}
 
 
 def compile_stage(onnx: str | Path, opt_name: str, opt_spec: dict[str, Any], out: str | Path,
                   timeout_s: float, log: str | Path) -> bool:
-    """ONNX -> graph-level Relax module file under one optimisation; a failure record if it cannot."""
+    """ONNX (or a torch.export `.pt2`) -> graph-level Relax module file under one optimisation; a failure
+    record if it cannot."""
     res = call_isolated("deltamut.compiler.stage:_graph_worker",
                         {"onnx": str(onnx), "opt_name": opt_name, "opt_spec": opt_spec, "out": str(out)},
                         timeout_s, log)

@@ -72,20 +72,26 @@ def note_figure(path: str | Path, title: str, note: str) -> Path:
 
 
 def variant_label(variant: str) -> str:
-    """`tvm/default/mnn11/cpu` -> `default / mnn11 @ cpu`; a framework id stays as it is."""
+    """`tvm/default/mnn11/cpu` -> `default / mnn11 @ cpu`, `tvm@torch-export/default/original/cpu` ->
+    `default (torch-export) @ cpu`; a framework id stays as it is."""
     parts = str(variant).split("/")
-    if len(parts) == 4 and parts[0] == "tvm":
-        _, opt, mutant, device = parts
+    if len(parts) == 4 and parts[0].partition("@")[0] == "tvm":
+        head, opt, mutant, device = parts
+        conversion = head.partition("@")[2]
+        opt = f"{opt} ({conversion})" if conversion else opt
         return f"{opt} @ {device}" if mutant == ORIGINAL else f"{opt} / {mutant} @ {device}"
     return str(variant)
 
 
 def parse_variant(variant: str) -> dict[str, str]:
-    """The coordinates of a variant id (framework, opt, mutant, device); empty strings where none apply."""
+    """The coordinates of a variant id (framework, conversion, opt, mutant, device); empty strings where none
+    apply."""
     parts = str(variant).split("/")
-    if len(parts) == 4 and parts[0] == "tvm":
-        return {"framework": "tvm", "opt": parts[1], "mutant": parts[2], "device": parts[3]}
-    return {"framework": str(variant), "opt": "", "mutant": "", "device": ""}
+    framework, _, conversion = parts[0].partition("@")
+    if len(parts) == 4 and framework == "tvm":
+        return {"framework": "tvm", "conversion": conversion, "opt": parts[1], "mutant": parts[2],
+                "device": parts[3]}
+    return {"framework": framework, "conversion": conversion, "opt": "", "mutant": "", "device": ""}
 
 
 def shorten(text: str, width: int) -> str:

@@ -15,6 +15,7 @@ from matplotlib import colormaps
 from matplotlib.patches import Rectangle
 
 from deltamut.report.common import FAILED_VERDICTS, ORIGINAL, add_note, new_figure, note_figure, save_figure
+from deltamut.study import PRIMARY
 
 FRAMEWORK_COLUMN = "host (framework)"
 TITLE = "Top-1 disagreement with the reference"
@@ -29,6 +30,9 @@ def _row_col(pair: pd.Series) -> tuple[str, str]:
         return str(pair["a"]), FRAMEWORK_COLUMN
     mutant = _text(pair.get("mutant_a"))
     row = _text(pair.get("opt_a")) or str(pair["a"])
+    conversion = _text(pair.get("conversion_a"))
+    if conversion and conversion != PRIMARY:
+        row = f"{row} ({conversion})"
     if mutant and mutant != ORIGINAL:
         row = f"{row} / {mutant}"
     return f"tvm {row}", _text(pair["device_a"])

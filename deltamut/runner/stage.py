@@ -21,12 +21,16 @@ def reference_stage(framework: str, model: str, model_spec: dict[str, Any], onnx
                     threads: int | None = None) -> Outputs:
     """Framework reference outputs (PyTorch eager or ONNX Runtime) through the same isolated runner as TVM."""
     settings = RunSettings.from_dict({**(runner or {}), **({"threads": threads} if threads else {})})
-    if framework == "torch":
-        backend = {"kind": "torch", "model": model, "model_spec": model_spec, "threads": settings.threads}
+    if framework in ("torch", "torch64"):
+        # torch64: the same module in float64, whose distance to float32 is the noise floor of float32
+        # arithmetic. Its logits are stored as float32: rounding them moves them ~1e-7 relative, two orders
+        # below the float32-vs-float64 differences they are there to measure.
+        backend = {"kind": "torch", "model": model, "model_spec": model_spec, "threads": settings.threads,
+                   "dtype": "float64" if framework == "torch64" else "float32"}
     elif framework == "onnxruntime":
         backend = {"kind": "onnxruntime", "onnx": str(onnx), "threads": settings.threads}
     else:
-        raise ValueError(f"unknown framework {framework!r}; known: torch, onnxruntime")
+        raise ValueError(f"unknown framework {framework!r}; known: torch, torch64, onnxruntime")
     result = run_dataset(backend, inputs, settings, log)
     result.meta.update(variant=framework, framework=framework, model=model,
                        failed_stage="run" if (result.status != "ok").any() else "")

@@ -37,6 +37,11 @@ def study(photos: Path, labels: Path, mnn11_sites="all") -> dict:
         "targets": {"x86_64": {"kind": "llvm"}},
         "devices": {"cpu": {"target": "x86_64"}},
         "runner": {"warmup": 1, "repeats": 2},
+        # DeltaNN's conversions: the legacy ONNX exporter (ONNX Runtime only) and torch.export into TVM
+        "conversions": {"legacy-opset13": {"exporter": "legacy", "opset": 13, "compile_under": []},
+                        "torch-export": {"exporter": "torch.export", "compile_under": ["basic"]}},
+        # basic without constant folding, and at LLVM -O0 instead of -O1
+        "ablation": {"of": "basic"},
     }
 
 
@@ -64,7 +69,22 @@ def finished(tmp_path_factory, labelled_photos):
 def test_tables_cover_every_pair(finished):
     pairs = pd.read_parquet(finished / "results/tiny/compare/per_pair.parquet")
     kinds = pairs.groupby("kind").size().to_dict()
-    assert kinds == {"framework": 1, "compiler": 2, "optimisation": 1, "mutant": 3}
+    assert kinds == {"framework": 2, "compiler": 3, "optimisation": 1, "mutant": 3, "precision": 1,
+                     "conversion": 2, "ablation": 2}
+    ablation = pairs[pairs.kind == "ablation"].set_index("a")
+    assert set(ablation.index) == {"tvm/basic.no-fold_constants/original/cpu", "tvm/basic.no-llvm-opt/original/cpu"}
+    assert (ablation.b == "tvm/basic/original/cpu").all() and (ablation.top1_disagreement_pct == 0).all()
+    assert ablation.latency_ratio.notna().all() and ablation.latency_verdict.notna().all()
+    # each conversion reaches its runtime and agrees with the primary ONNX on the same runtime
+    conversion = pairs[pairs.kind == "conversion"].set_index("a")
+    assert set(conversion.index) == {"onnxruntime@legacy-opset13", "tvm@torch-export/basic/original/cpu"}
+    assert (conversion.b == ["onnxruntime", "tvm/basic/original/cpu"]).all()
+    assert (conversion.top1_disagreement_pct == 0).all() and (conversion.max_abs_err < 1e-3).all()
+    assert (finished / "results/tiny@torch-export/export/program.pt2").is_file()
+    # float32 against float64 PyTorch: the noise floor, nonzero but tiny; every variant gets its RMSE
+    precision = pairs[pairs.kind == "precision"].iloc[0]
+    assert 0 < precision.max_abs_err < 1e-3 and precision.b == "torch64"
+    assert pairs.loc[pairs.kind == "compiler", "rmse_vs_float64_a"].between(0, 1e-3, inclusive="neither").all()
     compiler = pairs[pairs.kind == "compiler"]
     # The unmutated TVM builds agree with PyTorch on every photo, to float32 rounding.
     assert (compiler.top1_disagreement_pct == 0).all() and (compiler.max_abs_err < 1e-3).all()

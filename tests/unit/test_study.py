@@ -31,8 +31,39 @@ def test_default_study_expands_to_the_documented_axes():
     variants = s.variants("efficientnet_lite0")
     assert {"torch", "onnxruntime", "tvm/basic/original/cpu", "tvm/extended/mnn11_relu_to_sigmoid/cpu"} <= set(variants)
     kinds = [p["kind"] for p in s.pairs("efficientnet_lite0")]
-    assert kinds.count("compiler") == 3 and kinds.count("mutant") == 22 and kinds.count("framework") == 1
-    assert kinds.count("optimisation") == 2
+    # 3 optimisations + the two conversions compiled under `default` (legacy-opset17, torch-export)
+    assert kinds.count("compiler") == 5 and kinds.count("mutant") == 22
+    assert kinds.count("framework") == 3  # onnxruntime on the primary ONNX and on both legacy conversions
+    assert kinds.count("optimisation") == 2 and kinds.count("precision") == 1
+    assert kinds.count("conversion") == 4
+
+
+def test_conversions_live_in_their_own_result_tree():
+    s = study()
+    variants = s.variants("efficientnet_lite0")
+    legacy = variants["tvm@legacy-opset17/default/original/cpu"]
+    assert legacy["path"] == "results/efficientnet_lite0@legacy-opset17/tvm/default/original/infer/cpu/outputs.npz"
+    assert legacy["conversion"] == "legacy-opset17" and variants["tvm/default/original/cpu"]["conversion"] == "onnx"
+    assert variants["onnxruntime@legacy-opset13"]["path"] == \
+        "results/efficientnet_lite0@legacy-opset13/reference/onnxruntime.npz"
+    assert "onnxruntime@torch-export" not in variants  # torch.export makes no ONNX
+    assert s.export_settings("efficientnet_lite0@legacy-opset13") == {"exporter": "legacy", "opset": 13}
+    assert s.export_settings("efficientnet_lite0") == {"exporter": "dynamo", "opset": 18}
+    assert s.model_spec("efficientnet_lite0@torch-export") == s.model_spec("efficientnet_lite0")
+    assert s.inputs_path("efficientnet_lite0@torch-export") == s.inputs_path("efficientnet_lite0")
+    assert s.mutants("efficientnet_lite0@torch-export", "extended") == ["original"]
+
+
+def test_conversion_and_pair_references_are_checked():
+    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    with pytest.raises(ValueError, match=r"conversions.x.compile_under: unknown optimisation\(s\) \['fastest'\]"):
+        load_study({**base, "conversions": {"x": {"exporter": "legacy", "compile_under": ["fastest"]}}}, base=REPO)
+    with pytest.raises(ValueError, match=r"conversions.x.exporter"):
+        load_study({**base, "conversions": {"x": {"exporter": "tf2onnx"}}}, base=REPO)
+    with pytest.raises(ValueError, match=r"compare.pairs\[0\].b: efficientnet_lite0 has no variant 'tvm/x'"):
+        load_study({**base, "compare": {"pairs": [{"a": "torch", "b": "tvm/x"}]}}, base=REPO)
+    ok = load_study({**base, "compare": {"pairs": [{"a": "onnxruntime@legacy-opset13", "b": "torch64"}]}}, base=REPO)
+    assert {"kind": "custom", "a": "onnxruntime@legacy-opset13", "b": "torch64"} in ok.pairs("efficientnet_lite1")
 
 
 def test_defaults_are_filled_in():
@@ -46,14 +77,16 @@ def test_model_spec_strips_study_keys():
 
 
 def test_input_level_mutants_reuse_the_original_build():
-    s = study(models={"m": {"source": "zoo", "arch": "mobilenet_v2", "mutants": ["input_jpeg", "mnn19_lt_to_le"]}})
+    s = study(models={"m": {"source": "zoo", "arch": "mobilenet_v2", "mutants": ["input_jpeg", "mnn19_lt_to_le"]}},
+              ablation={"of": "extended"})
     assert s.is_input_mutant("input_jpeg") and not s.is_input_mutant("mnn19_lt_to_le")
     assert s.variants("m")["tvm/basic/input_jpeg/cpu"]["manifest"].endswith("/original/manifest.json")
 
 
 def test_an_onnx_model_is_compared_against_onnxruntime():
-    s = study(models={"m": {"source": "onnx", "path": "m.onnx"}})
+    s = study(models={"m": {"source": "onnx", "path": "m.onnx"}}, ablation={"of": "extended"})
     assert s.frameworks("m") == ["onnxruntime"] and s.reference("m") == "onnxruntime"
+    assert not s.conversions("m") and not s.float64_reference("m")  # no PyTorch module to convert or run
 
 
 @pytest.mark.parametrize("change, culprit", [
@@ -72,3 +105,32 @@ def test_bad_config_names_the_culprit(change, culprit):
         study(**change)
     assert culprit in str(err.value)
     assert "\n" not in str(err.value)  # one line, no schema dump
+
+
+def test_ablation_switches_each_step_off_in_turn():
+    from deltamut.ablation import ablation_steps
+
+    s = study()
+    extended = s.optimisations["extended"]
+    steps = ablation_steps(extended)
+    # the four graph passes, fusion, constant folding, fast-math, LLVM -O3 and the CPU schedules
+    assert list(steps) == [*extended["passes"], "fuse", "fold_constants", "fast-math", "llvm-opt", "schedule"]
+    assert "FoldConstant" not in steps["FoldConstant"]["passes"] and len(steps["FoldConstant"]["passes"]) == 3
+    assert steps["fast-math"]["llvm"] == {"opt-level": 3} and steps["llvm-opt"]["llvm"]["opt-level"] == 0
+    assert steps["schedule"]["schedule"] == "none" and steps["fuse"]["fuse"] is False
+    assert extended["llvm"] == {"opt-level": 3, "fast-math": True}  # the base is left alone
+    ablated = s.ablations("efficientnet_lite0")
+    assert set(ablated) == {f"extended.no-{step}" for step in steps} and s.ablations("efficientnet_lite1") == {}
+    assert s.optimisation("extended.no-schedule") == ablated["extended.no-schedule"]
+    pairs = [p for p in s.pairs("efficientnet_lite0") if p["kind"] == "ablation"]
+    assert len(pairs) == len(steps) and {p["b"] for p in pairs} == {"tvm/extended/original/cpu"}
+    # ablated configurations build the original only
+    assert s.mutants("efficientnet_lite0", "extended.no-fuse") == ["original"]
+
+
+def test_ablation_steps_are_checked():
+    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    with pytest.raises(ValueError, match=r"ablation.steps: basic has no step\(s\) \['schedule'\]"):
+        load_study({**base, "ablation": {"of": "basic", "steps": ["schedule"]}}, base=REPO)
+    with pytest.raises(ValueError, match=r"ablation.of: unknown optimisation 'fastest'"):
+        load_study({**base, "ablation": {"of": "fastest"}}, base=REPO)

@@ -70,3 +70,18 @@ def test_kill_matrix_statuses_and_scores():
     scores = mutation_scores(matrix.reset_index())
     by_category = scores[scores.by == "category"].iloc[0]
     assert by_category["score"] == pytest.approx(2 / 3)  # (killed + crashed) / (4 - 1 equivalent)
+
+
+def test_float64_reference_gives_rmse_and_widens_tolerance_by_the_float32_floor():
+    b = outputs([[3.0, 2.0, 1.0], [3.0, 2.0, 1.0]])
+    a = outputs([[3.0005, 2.0, 1.0], [3.01, 2.0, 1.0]])
+    exact = np.array([[3.0, 2.0, 1.0], [3.0, 2.0, 1.0]])
+    strict, _ = compare_pair("m", "compiler", "a", "b", a, b, np.array([-1, -1]), COORDS, Thresholds())
+    assert strict["verdict"].tolist() == ["numeric_drift", "numeric_drift"]
+    # float32 alone moves these logits by up to 1e-3: 5e-4 is explained by it, 1e-2 is not
+    rows, summary = compare_pair("m", "compiler", "a", "b", a, b, np.array([-1, -1]), COORDS, Thresholds(),
+                                 float64=exact, floor=np.array([1e-3, 1e-3]))
+    assert rows["verdict"].tolist() == ["within_noise", "numeric_drift"]
+    assert rows["rmse_vs_float64_a"].to_numpy() == pytest.approx([5e-4 / np.sqrt(3), 1e-2 / np.sqrt(3)], rel=1e-3)
+    assert rows["rmse_vs_float64_b"].tolist() == [0.0, 0.0]
+    assert summary["rmse_vs_float64_a"] == pytest.approx((5e-4 + 1e-2) / 2 / np.sqrt(3), rel=1e-3)
