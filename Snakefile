@@ -23,6 +23,7 @@ include: "rules/mutate.smk"
 include: "rules/deploy.smk"
 include: "rules/infer.smk"
 include: "rules/compare.smk"
+include: "rules/throughput.smk"
 include: "rules/report.smk"
 
 

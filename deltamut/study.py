@@ -297,6 +297,9 @@ class Study:
         plots = ("heatmap", "kill_matrix", "latency", "gallery")  # the report's figures (rules/report.smk)
         per_model = [f"{RESULTS}/{m}/compare/summary.md" for m in self.models]
         per_model += [f"{RESULTS}/{m}/report/{p}.png" for m in self.models for p in plots]
+        if int(self.config.get("runner", {}).get("batch_size") or 1) > 1:  # the throughput study (zoo models)
+            per_model += [f"{RESULTS}/{m}/compare/throughput.{ext}" for m in self.models for ext in ("csv", "md")
+                          if self.models[m].get("source", "zoo") == "zoo"]
         return per_model + [f"{RESULTS}/compare/per_pair.csv", f"{RESULTS}/summary.md"]
 
     # --- checks the schema cannot express ---------------------------------------------------------

@@ -15,6 +15,10 @@ STUDY = load_study(config, base=workflow.basedir)
 # On a cluster, profiles set `set-threads` for them instead.
 RUN_THREADS = config.get("runner", {}).get("threads") or 1024
 
+# What the timed runs read; batch_size is the throughput study's (rules/throughput.smk), so turning it on
+# does not rerun every infer job.
+RUNNER = {k: v for k, v in config.get("runner", {}).items() if k != "batch_size"}
+
 TIMEOUTS = {"compile_s": 1800, "mutate_s": 1800, "deploy_s": 1800, **config.get("timeouts", {})}
 
 

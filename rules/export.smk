@@ -40,7 +40,7 @@ rule reference:
         "results/{model}/reference/{framework}.npz",
     params:
         model=lambda wc: STUDY.model_spec(wc.model),
-        runner=config.get("runner", {}),
+        runner=RUNNER,
     threads: RUN_THREADS
     log:
         "results/logs/reference/{model}/{framework}.log",

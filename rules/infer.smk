@@ -6,7 +6,7 @@ rule infer:
     params:
         device=lambda wc: config["devices"][wc.device],
         target=lambda wc: config["targets"][STUDY.target_of(wc.device)],
-        runner=config.get("runner", {}),
+        runner=RUNNER,
     threads: RUN_THREADS
     log:
         "results/logs/infer/{model}/{opt}/{mutant}/{device}.log",

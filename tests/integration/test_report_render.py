@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -114,6 +115,16 @@ def test_the_workflow_draws_every_figure(report):
     for name in PLOTS:
         with Image.open(report["work"] / "results" / MODEL / "report" / f"{name}.png") as im:
             assert im.width >= 300 and im.height >= 100, (name, im.size)
+
+
+def test_throughput_at_batch_2_is_reported_apart_from_latency(report):
+    table = pd.read_csv(report["work"] / "results" / MODEL / "compare" / "throughput.csv")
+    assert set(table["variant"]) == {"torch", "onnxruntime", "tvm-basic"}
+    assert (table["status"] == "ok").all() and (table["images_per_s"] > 0).all()
+    assert (table["batch_size"] == 2).all() and (table["max_abs_diff_vs_batch1"] < 1e-3).all()
+    text = (report["work"] / "results" / MODEL / "compare" / "throughput.md").read_text()
+    assert "batch 1" in text and "batch 2" in text
+    assert any("throughput" in key for key in _embedded_results(report["html"].read_text()))
 
 
 def test_report_is_one_self_contained_file(report):
