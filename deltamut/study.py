@@ -89,6 +89,19 @@ class Study:
 
         return ablated_optimisations(spec["of"], self.optimisations[spec["of"]], spec.get("steps"))
 
+    def reused_from(self, model: str, opt: str, stage: str) -> str | None:
+        """The optimisation whose `stage` artifact ("graph": compile's graph.json, "lowering": the original's
+        lowered module) an ablated configuration can copy instead of rebuilding: switching off a codegen step
+        (fast-math, LLVM -O, schedules) leaves the graph and the lowering as they were."""
+        from deltamut.compiler.optconfig import graph_slice, lowering_slice
+
+        base = (self.config.get("ablation") or {}).get("of")
+        if opt not in self.ablations(model.partition(CONVERSION_SEP)[0]) or CONVERSION_SEP in model:
+            return None
+        slices = [graph_slice] if stage == "graph" else [graph_slice, lowering_slice]
+        same = all(f(self.optimisation(opt)) == f(self.optimisations[base]) for f in slices)
+        return base if same else None
+
     def optimisation(self, name: str) -> dict[str, Any]:
         """A configured or an ablated optimisation, by name: what the compile, mutate and deploy rules read."""
         if name in self.optimisations:

@@ -52,7 +52,12 @@ def dataset_labels():
 def original_paths(wildcards):
     """The original's module and IR, which every other mutant is diffed and checked against."""
     if wildcards.mutant == ORIGINAL:
-        return {}
+        reused = STUDY.reused_from(wildcards.model, wildcards.opt, "lowering")
+        if reused is None:
+            return {}
+        base = f"results/{wildcards.model}/tvm/{reused}/{ORIGINAL}"  # an ablated step lowering leaves alone
+        return {"reuse_module": f"{base}/module.json", "reuse_ir": f"{base}/ir.txt",
+                "reuse_manifest": f"{base}/manifest.json"}
     base = f"results/{wildcards.model}/tvm/{wildcards.opt}/{ORIGINAL}"
     return {"original_module": f"{base}/module.json", "original_ir": f"{base}/ir.txt"}
 
@@ -78,7 +83,11 @@ def mutant_twins(wildcards):
 
 
 def graph_source(wildcards):
-    """What TVM imports: the ONNX file, or the ExportedProgram of a torch.export conversion."""
+    """What TVM imports: the ONNX file, or the ExportedProgram of a torch.export conversion; or, for an
+    ablated configuration whose graph passes are its base's, the base's graph module to copy."""
+    reused = STUDY.reused_from(wildcards.model, wildcards.opt, "graph")
+    if reused:
+        return f"results/{wildcards.model}/tvm/{reused}/graph.json"
     exported = STUDY.export_settings(wildcards.model)["exporter"] == "torch.export"
     return f"results/{wildcards.model}/export/" + ("program.pt2" if exported else "model.onnx")
 

@@ -9,6 +9,7 @@ rule compile:
         model=lambda wc: wc.model,
         opt=lambda wc: wc.opt,
         graph=lambda wc: graph_slice(STUDY.optimisation(wc.opt)),
+        reuse=lambda wc: STUDY.reused_from(wc.model, wc.opt, "graph"),
         timeout_s=TIMEOUTS["compile_s"],
     log:
         "results/logs/compile/{model}/{opt}.log",

@@ -74,3 +74,17 @@ def mutate_stage(graph: str | Path, mutant: str, spec: dict[str, Any], opt_name:
             write_text(path, f"# no IR: {manifest.get('reason') or manifest.get('error')}\n")
     write_json(out_manifest, manifest)
     return manifest
+
+
+def reuse_stage(source: dict[str, str], opt_name: str, out_module: str | Path, out_ir: str | Path,
+                out_diff: str | Path, out_manifest: str | Path) -> dict[str, Any]:
+    """Copy another configuration's lowered original (`source`: its module, ir and manifest paths) instead
+    of lowering the same graph with the same settings again; the manifest says where it came from."""
+    from deltamut.fsutil import copy_file, read_json
+
+    copy_file(source["module"], out_module)
+    copy_file(source["ir"], out_ir)
+    write_text(out_diff, "")
+    manifest = {**read_json(source["manifest"]), "opt": opt_name, "reused_from": str(Path(source["manifest"]).parent)}
+    write_json(out_manifest, manifest)
+    return manifest

@@ -126,6 +126,13 @@ def test_ablation_switches_each_step_off_in_turn():
     assert len(pairs) == len(steps) and {p["b"] for p in pairs} == {"tvm/extended/original/cpu"}
     # ablated configurations build the original only
     assert s.mutants("efficientnet_lite0", "extended.no-fuse") == ["original"]
+    # nothing is rebuilt that an ablated step leaves alone: codegen steps copy the graph and the lowering,
+    # lowering steps copy the graph, graph passes rebuild both
+    for step, graph, lowering in [("fast-math", "extended", "extended"), ("schedule", "extended", "extended"),
+                                  ("fuse", "extended", None), ("FoldConstant", None, None)]:
+        assert s.reused_from("efficientnet_lite0", f"extended.no-{step}", "graph") == graph, step
+        assert s.reused_from("efficientnet_lite0", f"extended.no-{step}", "lowering") == lowering, step
+    assert s.reused_from("efficientnet_lite0", "extended", "graph") is None
 
 
 def test_ablation_steps_are_checked():
