@@ -33,7 +33,14 @@ def _mutate_worker(graph: str, spec: dict, opt_name: str, lowering: dict, out_mo
     else:
         from deltamut.mutations import mutate
 
-        m = mutate(graph_mod, spec, lambda mod: lower(mod, opt))
+        def lower_once(mod):
+            # Kernel-level operators mutate the lowered *unmutated* graph: that is the original's module,
+            # which the original's job already lowered and saved; loading it skips a second lowering.
+            if mod is graph_mod and original_module is not None:
+                return load_module(original_module)
+            return lower(mod, opt)
+
+        m = mutate(graph_mod, spec, lower_once)
         module, manifest = m.module, dict(m.manifest)
     manifest["structural_hash"] = f"{tvm_ffi.structural_hash(module) & (2**64 - 1):016x}"
     if original_module is not None:
