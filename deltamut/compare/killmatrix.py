@@ -49,11 +49,13 @@ def kill_matrix(per_pair: pd.DataFrame, mutants: dict[str, dict[str, Any]]) -> p
             "max_abs_err": r["max_abs_err"], "n_images": r["n_images"], "n_ok": r["n_ok_a"],
             "accuracy": r["accuracy_a"], "accuracy_original": r["accuracy_b"], "verdict": r["verdict"],
             "latency_ratio": r["latency_ratio"],
+            # a kill on images whose outputs jitter between runs: killed beyond that jitter, but worth a look
+            "nondeterministic_images": r.get("nondeterministic_images", 0),
         })
     return pd.DataFrame(rows, columns=["model", "opt", "device", "mutant", "operator", "category", "level",
                                        "candidates", "applied", "status", "equivalent_to", "top1_changed_pct",
                                        "max_abs_err", "n_images", "n_ok", "accuracy", "accuracy_original", "verdict",
-                                       "latency_ratio"])
+                                       "latency_ratio", "nondeterministic_images"])
 
 
 def mutation_scores(matrix: pd.DataFrame) -> pd.DataFrame:

@@ -47,6 +47,13 @@ def _check_outputs(model: str, vid: str, out: Outputs) -> None:
                              f"{n} images")
 
 
+def _spread(out: Outputs) -> np.ndarray:
+    """Per image, how far the backend's own runs moved the logits: inf where they ended differently."""
+    repeat = np.nan_to_num(np.asarray(out.repeat_spread, np.float64), nan=0.0)
+    rerun = np.nan_to_num(np.asarray(out.rerun_spread, np.float64), nan=0.0, posinf=np.inf)
+    return np.fmax(repeat, rerun)
+
+
 def _nanmean(values: pd.Series) -> float:
     return float(np.nanmean(values)) if values.notna().any() else np.nan
 
@@ -75,15 +82,14 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
     max over classes); it widens the tolerance of every image, since two float32 implementations may each
     sit that far from the exact result. It is not applied to the float32-vs-float64 pair itself.
 
-    Nondeterminism: an image whose repeats or reruns disagreed on either side (`Outputs.nondeterministic`) is
-    graded with an unbounded noise tolerance, so any output difference on it is `within_noise`, never
-    numeric_drift / topk_reorder / top1_flip. A pair whose worst difference lies only on such images is
-    therefore no finding, and a mutant with only such differences is not killed. Why the noise ladder and
-    not a `flaky` verdict: the ladder already means "differs, but not beyond what the backend's own
-    variation explains", and the spread seen in two or three runs is no bound on the next run, so scaling
-    the tolerance by it would still report flaky flips. Failures (crash, nan, ...) keep their verdict: the
-    status is the main run's and a crash, even an intermittent one, is an observed failure. The pair row
-    counts the masked images in `nondeterministic_images`, and the per-image rows keep the raw metrics.
+    Nondeterminism: an image whose repeats or reruns disagreed on either side (`Outputs.nondeterministic`) gets
+    both sides' measured spread (the larger of repeat and rerun spread; unbounded where the runs ended with
+    different statuses) added to its tolerance: a difference the backend's own run-to-run variation explains
+    is `within_noise`, never a finding, while a change far beyond it still is (a mutant whose out-of-bounds
+    read jitters its logits by 0.2 but moves them by 7 and flips labels is killed, not excused). The pair
+    row counts such images in `nondeterministic_images`, so the flag stays visible beside any finding.
+    Failures (crash, nan, ...) keep their verdict: the status is the main run's, and a crash, even an
+    intermittent one, is an observed failure.
     """
     _check_outputs(model, a_id, a)
     _check_outputs(model, b_id, b)
@@ -99,10 +105,9 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
             raise ValueError(f"{model}: result {vid} has images with status ok but logits of shape "
                              f"{out.logits.shape}, while the pair needs {width} classes ({a_id}: "
                              f"{a.logits.shape}, {b_id}: {b.logits.shape})")
-    # A nondeterministic image (repeats or reruns disagreed on either side) has no reproducible output to
-    # judge: an unbounded noise tolerance grades any output difference on it within_noise (see docstring).
+    # Each side's measured run-to-run spread widens its images' tolerance (see docstring).
     flaky = a.nondeterministic | b.nondeterministic
-    noise = np.where(flaky, np.inf, 0.0 if floor is None else np.nan_to_num(floor, nan=0.0))
+    noise = _spread(a) + _spread(b) + (0.0 if floor is None else np.nan_to_num(floor, nan=0.0))
     verdict = grade_images(la, lb, a.status, b.status, noise, thresholds)
     both = (a.status == "ok") & (b.status == "ok") & (la is not None) & (lb is not None)
     n = len(a.ids)
