@@ -48,3 +48,9 @@ if [[ -e "$STATE/munged.ours" ]]; then
     stop_pidfile munged /run/munge/munged.pid
     rm -f "$STATE/munged.ours"
 fi
+# start-cluster.sh wrote this config; left behind, every later `snakemake` (whose SLURM plugin runs
+# `scontrol show config` when it loads) would wait on the absent controller. start-cluster.sh writes it again.
+if [[ -f "/etc/slurm/slurm.conf" ]]; then
+    mv -f "/etc/slurm/slurm.conf" "$STATE/slurm.conf.last" 2>/dev/null || true
+    log "slurm.conf moved to $STATE/slurm.conf.last"
+fi
