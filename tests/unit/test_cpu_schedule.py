@@ -135,3 +135,19 @@ def test_schedule_builds_for_aarch64(tiny):
     assert all(SCHEDULED_ATTR in f.attrs for f in _prim_funcs(scheduled).values())
     exe = tvm.compile(scheduled, target)  # LLVM's aarch64 backend must accept the vector code
     assert exe is not None
+
+
+def test_channel_tile_choice():
+    """Two channel vectors with a row tile of >= 4 where the row allows it; 1x1 convs on 7/14-wide rows take
+    two vectors by 7; 3x3 convs there keep one vector by 7 (two spilled)."""
+    from deltamut.compiler.cpu_schedule import _channel_tile, _Params
+
+    avx2 = _Params(8, 12, 4)
+    # loops: n, c, h, w, rc, ry, rx -> vi=3, ti=1, reduce_=[4, 5, 6]
+    conv = lambda c, w, k: [1, c, w, w, 64, k, k]  # noqa: E731
+    assert _channel_tile(conv(256, 56, 1), [4, 5, 6], 3, 1, avx2) == (16, 4)
+    assert _channel_tile(conv(128, 28, 3), [4, 5, 6], 3, 1, avx2) == (16, 4)
+    assert _channel_tile(conv(512, 7, 1), [4, 5, 6], 3, 1, avx2) == (16, 7)
+    assert _channel_tile(conv(256, 14, 1), [4, 5, 6], 3, 1, avx2) == (16, 7)
+    assert _channel_tile(conv(512, 7, 3), [4, 5, 6], 3, 1, avx2) == (8, 7)
+    assert _channel_tile(conv(24, 28, 1), [4, 5, 6], 3, 1, avx2) == (8, 7)
