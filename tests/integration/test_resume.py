@@ -91,14 +91,21 @@ def _processes_in(workdir: Path) -> list[int]:
     return found
 
 
-def _kill_when(proc: subprocess.Popen, workdir: Path, pattern: str) -> list[str]:
-    """SIGKILL the whole run as soon as a file matching `pattern` exists; return the command lines of the
-    processes that outlived the kill of Snakemake's process group (workers in sessions of their own)."""
+def _kill_when(proc: subprocess.Popen, workdir: Path, pattern: str, log: Path) -> list[str]:
+    """SIGKILL the whole run as soon as a file matching `pattern` exists and a job is in flight (the run's
+    log shows a job started and not finished: jobs are quick, and a kill between two jobs would cut
+    nothing short); return the command lines of the processes that outlived the kill of Snakemake's
+    process group (workers in sessions of their own)."""
     deadline = time.monotonic() + RUN_TIMEOUT_S
-    while not list(workdir.glob(pattern)):
-        assert proc.poll() is None, f"the run ended (rc {proc.returncode}) before {pattern} appeared"
+
+    def in_flight() -> bool:
+        started, finished = _jobs(log)
+        return bool(set(started) - finished)
+
+    while not (list(workdir.glob(pattern)) and in_flight()):
+        assert proc.poll() is None, f"the run ended (rc {proc.returncode}) before {pattern} appeared mid-job"
         assert time.monotonic() < deadline, f"{pattern} did not appear within {RUN_TIMEOUT_S} s"
-        time.sleep(0.1)
+        time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     time.sleep(0.2)
@@ -184,7 +191,7 @@ def test_killed_run_resumes_without_redoing_or_corrupting(tmp_path, small_onnx):
         if kill_at is None:
             assert proc.wait(timeout=RUN_TIMEOUT_S) == 0, log.read_text()[-4000:]
         else:
-            survivors.append(_kill_when(proc, workdir, kill_at))
+            survivors.append(_kill_when(proc, workdir, kill_at, log))
         timings.append(round(time.monotonic() - started_at, 1))
         started, finished = _jobs(log)
         assert started, log.read_text()
