@@ -62,6 +62,7 @@ def _mutant_info(variants: dict[str, dict[str, Any]], specs: dict[str, dict[str,
     from deltamut.mutations import spec_info
 
     info: dict[tuple, dict[str, Any]] = {}
+    indexes: dict[Path, dict[str, Any]] = {}  # one mutant index per (model, optimisation), read once
     for v in variants.values():
         mutant, key = v.get("mutant"), (v.get("opt"), v.get("mutant"))
         if mutant is None or key in info or mutant not in specs:
@@ -75,7 +76,9 @@ def _mutant_info(variants: dict[str, dict[str, Any]], specs: dict[str, dict[str,
                          equivalent_to=manifest.get("equivalent_to"))
             index = manifest_path.parent.parent / "mutants.json"
             if not entry["equivalent_to"] and index.exists():
-                twin = read_json(index).get(mutant, {}).get("duplicate_of")
+                if index not in indexes:
+                    indexes[index] = read_json(index)
+                twin = indexes[index].get(mutant, {}).get("duplicate_of")
                 entry["equivalent_to"] = twin and f"mutant {twin}"
         info[key] = entry
     return info
