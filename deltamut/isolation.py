@@ -107,4 +107,6 @@ def _main(func: str, args_path: str, result_path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_main(*sys.argv[1:4]))
+    from deltamut.procutil import exit_now
+
+    exit_now(_main(*sys.argv[1:4]))

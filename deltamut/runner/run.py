@@ -3,10 +3,16 @@
 A variant's dataset is run once with the full timing protocol, then `reruns - 1` more times in fresh
 workers: nondeterminism that one process cannot show (a new library load, another thread-pool start,
 uninitialised memory) shows up as a difference between those runs, before compare could call it a finding.
+
+The rerun workers of a local backend start together with the main one and wait, backend open, until their
+turn: their imports and model load (torch alone costs 1.3-1.9 s) overlap the main worker's instead of
+following its run, and none of it overlaps a timed call, since the main worker starts timing only once every
+rerun worker has reported ready. Each rerun is still a process of its own, started fresh.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -53,22 +59,45 @@ class RunSettings:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
-class _Worker:
-    """One worker process and a line reader on its stdout with deadlines."""
+_OPEN_TIMED_OUT: dict = {"event": "timeout"}
 
-    def __init__(self, job_path: Path, start: int, log, threads: int | None):
+
+class _Worker:
+    """One worker process and a line reader on its stdout with deadlines.
+
+    A held worker (`hold=True`) opens its backend, reports ready and waits for `go()` before its first image.
+    """
+
+    def __init__(self, job_path: Path, start: int, log, threads: int | None, hold: bool = False):
         env = dict(os.environ)
         if threads:
             env["TVM_NUM_THREADS"] = str(threads)
             env["OMP_NUM_THREADS"] = str(threads)
-        self.proc = spawn([sys.executable, "-m", "deltamut.runner.worker", str(job_path), str(start)],
-                          stdout=subprocess.PIPE, stderr=log, env=env)
+        args = [sys.executable, "-m", "deltamut.runner.worker", str(job_path), str(start)]
+        self.held = hold
+        self.proc = spawn(args + (["--hold"] if hold else []), stdout=subprocess.PIPE, stderr=log, env=env,
+                          stdin=subprocess.PIPE if hold else subprocess.DEVNULL)
         self.sel = selectors.DefaultSelector()
         self.sel.register(self.proc.stdout, selectors.EVENT_READ)
         self.buf = b""
+        self.peeked: dict | None = None  # the open event, when the parent read it while waiting for all
+
+    def go(self, indices: list[int] | None) -> None:
+        """Let a held worker start, on `indices` (None: the job's own)."""
+        if not self.held:
+            return
+        self.held = False
+        try:
+            self.proc.stdin.write((json.dumps({"indices": indices}) + "\n").encode())
+            self.proc.stdin.close()
+        except OSError:  # it died while waiting: its exit event says how
+            pass
 
     def next_event(self, timeout_s: float) -> dict | None:
         """The next JSON event, None on timeout; {'event': 'exit'} when the worker ended."""
+        if self.peeked is not None:
+            ev, self.peeked = self.peeked, None
+            return None if ev is _OPEN_TIMED_OUT else ev
         deadline = time.monotonic() + timeout_s
         while b"\n" not in self.buf:
             left = deadline - time.monotonic()
@@ -88,6 +117,9 @@ class _Worker:
         kill_group(self.proc)
         self.sel.close()
         self.proc.stdout.close()
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
 
 
 def _describe_exit(returncode: int) -> tuple[Status, str]:
@@ -134,7 +166,9 @@ def _drain(worker: _Worker, start: int, n: int, settings: RunSettings, scratch: 
             inflight = ev["i"]
             first = inflight if first is None else first
             run.attempted[inflight] = True
+            run.timeline["first_image"] = run.timeline["first_image"] or ev.get("t")
             continue
+        run.timeline["last_image"] = ev.get("t")
         i = ev["i"]
         inflight = None
         run.status[i], run.error[i] = ev["status"], ev.get("error", "")
@@ -158,6 +192,8 @@ class _Pass:
     logits: dict[int, np.ndarray] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    # wall-clock times (worker stamps): each worker's ready, the first image's start, the last image's end
+    timeline: dict[str, Any] = field(default_factory=lambda: {"ready": [], "first_image": None, "last_image": None})
 
     @classmethod
     def empty(cls, n: int, repeats: int) -> _Pass:
@@ -166,19 +202,26 @@ class _Pass:
                    attempted=np.zeros(n, dtype=bool))
 
 
-def _run_pass(backend: dict[str, Any], inputs: str | Path, n: int, settings: RunSettings, log, scratch: Path,
-              indices: list[int] | None = None) -> _Pass:
-    """Run the images (all, or `indices`) through workers, restarting after a crash or a hang."""
-    run = _Pass.empty(n, settings.repeats)
+def _write_job(backend: dict[str, Any], inputs: str | Path, settings: RunSettings, scratch: Path,
+               indices: list[int] | None) -> Path:
     scratch.mkdir(parents=True, exist_ok=True)
     job = {"backend": backend, "inputs": str(inputs), "scratch": str(scratch), "warmup": settings.warmup,
            "repeats": settings.repeats, "indices": indices}
     job_path = scratch / "job.json"
     job_path.write_text(json.dumps(job))
+    return job_path
+
+
+def _run_pass(backend: dict[str, Any], inputs: str | Path, n: int, settings: RunSettings, log, scratch: Path,
+              indices: list[int] | None = None, first: _Worker | None = None) -> _Pass:
+    """Run the images (all, or `indices`) through workers, restarting after a crash or a hang. `first`: a
+    worker started ahead (held until now) to use before starting any."""
+    run = _Pass.empty(n, settings.repeats)
+    job_path = _write_job(backend, inputs, settings, scratch, indices)
     start, restarts, open_attempts = 0, 0, 0
     # A worker is started only when an image is left for it: a rerun of a few images loads the backend once.
     while (start := _next_image(start, indices, n)) < n:
-        worker = _Worker(job_path, start, log, settings.threads)
+        worker, first = first or _Worker(job_path, start, log, settings.threads), None
         ev = worker.next_event(settings.open_timeout_s)
         if ev is None or ev["event"] != "ready":
             worker.kill()
@@ -199,6 +242,8 @@ def _run_pass(backend: dict[str, Any], inputs: str | Path, n: int, settings: Run
             run.status[start:], run.error[start:] = st.value, why
             break
         run.info = ev["info"]
+        run.timeline["ready"].append(ev.get("t"))
+        worker.go(indices)
         start, ended = _drain(worker, start, n, settings, scratch, run)
         if start >= n:
             break
@@ -208,6 +253,27 @@ def _run_pass(backend: dict[str, Any], inputs: str | Path, n: int, settings: Run
             run.error[start:] = f"not run: the worker failed {restarts} times (max_restarts)"
             break
     return run
+
+
+def _start_held(backend: dict[str, Any], inputs: str | Path, settings: RunSettings, check: RunSettings, log,
+                scratch: Path) -> list[_Worker | None]:
+    """The first worker of the main run and of every rerun, started together and held; returns once all
+    have opened their backend (or failed to), so nothing is still loading when the main run starts timing.
+
+    Remote backends get no early workers: a board's RPC server serves one session at a time, so a held
+    rerun session would wait on the main one and the main one on it.
+    """
+    if settings.reruns < 2 or backend.get("rpc") or backend.get("tracker"):
+        return [None] * settings.reruns
+    workers = []
+    for k in range(settings.reruns):
+        job = _write_job(backend, inputs, settings if k == 0 else check, scratch / f"run{k}", None)
+        workers.append(_Worker(job, 0, log, settings.threads, hold=True))
+    deadline = time.monotonic() + settings.open_timeout_s
+    for w in workers:
+        # no event by the deadline: _run_pass then records an open timeout, as for any worker
+        w.peeked = w.next_event(max(deadline - time.monotonic(), 0.0)) or _OPEN_TIMED_OUT
+    return workers
 
 
 def _next_image(start: int, indices: list[int] | None, n: int) -> int:
@@ -269,12 +335,19 @@ def run_dataset(backend: dict[str, Any], inputs: str | Path, settings: RunSettin
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     reruns: list[_Pass] = []
+    check = replace(settings, warmup=0, repeats=1)
     with tempfile.TemporaryDirectory(prefix="deltamut-run-") as scratch, open(log_path, "ab") as log:
-        main = _run_pass(backend, inputs, n, settings, log, Path(scratch) / "run0")
-        again = np.flatnonzero(main.attempted).tolist()
-        check = replace(settings, warmup=0, repeats=1)
-        for k in range(1, settings.reruns if again else 1):
-            reruns.append(_run_pass(backend, inputs, n, check, log, Path(scratch) / f"run{k}", again))
+        workers = _start_held(backend, inputs, settings, check, log, Path(scratch))
+        try:
+            main = _run_pass(backend, inputs, n, settings, log, Path(scratch) / "run0", first=workers[0])
+            again = np.flatnonzero(main.attempted).tolist()
+            for k in range(1, settings.reruns if again else 1):
+                reruns.append(_run_pass(backend, inputs, n, check, log, Path(scratch) / f"run{k}", again,
+                                        first=workers[k]))
+        finally:
+            for w in workers:
+                if w is not None and w.proc.poll() is None and w.held:
+                    w.kill()
     rerun_spread, disagreements = _rerun_spread(main, reruns, ids)
     error = main.error.copy()
     for d in disagreements:
@@ -284,7 +357,7 @@ def run_dataset(backend: dict[str, Any], inputs: str | Path, settings: RunSettin
         error[i] = f"{error[i]}; {note}" if error[i] else note
     meta = {"backend": {k: v for k, v in backend.items() if k != "model_spec"}, "device_info": main.info,
             "settings": asdict(settings), "events": main.events, "versions": provenance.versions(),
-            "host": provenance.host(),
+            "host": provenance.host(), "timeline": [main.timeline] + [r.timeline for r in reruns],
             "reruns": {"runs": 1 + len(reruns), "images": len(again),
                        "nondeterministic": int((np.nan_to_num(rerun_spread) > 0).sum()),
                        "disagreements": disagreements,

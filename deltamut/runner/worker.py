@@ -1,8 +1,10 @@
-"""The child process that owns a backend: `python -m deltamut.runner.worker JOB.json START`.
+"""The child process that owns a backend: `python -m deltamut.runner.worker JOB.json START [--hold]`.
 
 It speaks one JSON line per event on stdout (`ready`, one per image, `open_failed`) and writes each
 image's logits to `<scratch>/<i>.npy`, so whatever it finished survives its own crash. A job may name the
 `indices` to run (a rerun repeats only the images the main run attempted); the others are passed over.
+With `--hold` it opens the backend, reports ready, and waits for one JSON line on stdin (`{"indices": ...}`)
+before its first image.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ import numpy as np
 
 
 def _emit(event: dict) -> None:
+    event["t"] = time.time()  # wall clock, so the parent can order events across its workers
     sys.stdout.write(json.dumps(event) + "\n")
     sys.stdout.flush()
 
 
-def main(job_path: str, start: int) -> int:
+def main(job_path: str, start: int, hold: bool = False) -> int:
     job = json.loads(Path(job_path).read_text())
     scratch = Path(job["scratch"])
     with np.load(job["inputs"]) as z:
@@ -47,8 +50,15 @@ def main(job_path: str, start: int) -> int:
         _emit({"event": "open_failed", "error": f"{type(exc).__name__}: {exc}", "transient": transient})
         return 3
     _emit({"event": "ready", "info": backend.info()})
+    indices = job.get("indices")
+    if hold:  # started ahead of its turn (see deltamut.runner.run): wait for the parent's go
+        line = sys.stdin.readline()
+        if not line:  # the parent went away or gave up on this worker
+            backend.close()
+            return 0
+        indices = json.loads(line).get("indices", indices)
     warmup, repeats = int(job["warmup"]), int(job["repeats"])
-    only = None if job.get("indices") is None else set(job["indices"])
+    only = None if indices is None else set(indices)
     first = True
     for i in range(start, x.shape[0]):
         if only is not None and i not in only:
@@ -88,4 +98,6 @@ def main(job_path: str, start: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], int(sys.argv[2])))
+    from deltamut.procutil import exit_now
+
+    exit_now(main(sys.argv[1], int(sys.argv[2]), hold="--hold" in sys.argv[3:]))

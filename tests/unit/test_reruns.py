@@ -168,3 +168,22 @@ def test_files_without_rerun_spread_still_load(models, small_inputs, tmp_path):
     assert old.rerun_spread.shape == (4,) and np.isnan(old.rerun_spread).all()
     assert not old.nondeterministic.any()
     np.testing.assert_array_equal(old.logits, out.logits)
+
+
+def test_rerun_workers_open_ahead_and_never_overlap_the_timed_run(models, small_inputs, tmp_path):
+    """Rerun workers start with the main one (their imports overlap its imports), are all ready before the
+    main run times its first call, and run their images only after the previous run's last image."""
+    _, clean = models
+    settings = dataclasses.replace(ONE_CALL, warmup=1, repeats=3, reruns=3)
+    out = run_dataset(clean, small_inputs, settings, tmp_path / "r.log")
+    assert out.status.tolist() == ["ok"] * 4 and np.all(out.rerun_spread == 0)
+    main, *reruns = out.meta["timeline"]
+    assert len(reruns) == 2
+    for earlier, run in zip([main, *reruns], reruns, strict=False):
+        assert len(run["ready"]) == 1 and run["ready"][0] <= main["first_image"]
+        assert run["first_image"] >= earlier["last_image"]
+    # the remote path keeps one worker at a time: a board's RPC server serves one session at once
+    from deltamut.runner.run import _start_held
+
+    assert _start_held({"kind": "tvm", "rpc": "127.0.0.1:9"}, small_inputs, settings, settings, None,
+                       tmp_path) == [None, None, None]
