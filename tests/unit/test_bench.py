@@ -34,6 +34,16 @@ def test_run_work_counts_untimed_calls_at_the_median():
     assert po.run_work_s(np.full((2, 2), np.nan), {"settings": {"warmup": 5}}) == 0.0
 
 
+def test_run_work_is_the_time_between_first_and_last_image_when_the_workers_stamped_it():
+    lat = np.array([[10.0, 10.0]])
+    timeline = [{"ready": [100.0], "first_image": 102.0, "last_image": 105.5},
+                {"ready": [100.2], "first_image": 105.6, "last_image": 106.1}]
+    assert po.run_work_s(lat, {"timeline": timeline}) == pytest.approx(4.0)
+    # a run that never reached an image leaves the estimate from the latencies
+    assert po.run_work_s(lat, {"timeline": [{"ready": [], "first_image": None, "last_image": None}]}) == \
+        pytest.approx(0.02)
+
+
 def test_overhead_table_from_a_synthetic_run(tmp_path):
     bench = tmp_path / "results" / "benchmarks"
     _tsv(bench / "infer/m/default/original/cpu.tsv", 5.0)
