@@ -604,8 +604,10 @@ def _tile_channel_vectors(
     For rows whose width is no multiple of the register width (7, 14, 28) and for strided convs the spatial
     vectors are partial or gathered; the channel axis always divides (and on 56-wide rows the two-vector
     tile of ``_channel_tile`` beats the spatial vectors too). Its weights are strided in the
-    original layout, so each parallel iteration first packs its slice of the weights channel-innermost
-    (a cheap copy, reused over the whole output plane).
+    original layout: a weight in ``constant_params`` becomes a parameter in the packed layout (its pair
+    is appended to ``packed_params`` for ``_prepack_constants``); any other weight is packed by each
+    parallel iteration for its own slice. ``depthwise``: the input is channel-packed as well (see
+    ``_pack_input_channels``), so one channel vector by the widest row tile.
     """
     exts = [int(sch.get(lp).extent.value) for lp in loops]
     if depthwise:  # every channel vector reads its own input: a second vector would share nothing
