@@ -114,6 +114,7 @@ class _Worker:
             return self.next_event(max(deadline - time.monotonic(), 0.01))
 
     def kill(self) -> None:
+        self.held = False
         kill_group(self.proc)
         self.sel.close()
         self.proc.stdout.close()
@@ -345,8 +346,8 @@ def run_dataset(backend: dict[str, Any], inputs: str | Path, settings: RunSettin
                 reruns.append(_run_pass(backend, inputs, n, check, log, Path(scratch) / f"run{k}", again,
                                         first=workers[k]))
         finally:
-            for w in workers:
-                if w is not None and w.proc.poll() is None and w.held:
+            for w in workers:  # the early workers never used (no image left for their run)
+                if w is not None and w.held:
                     w.kill()
     rerun_spread, disagreements = _rerun_spread(main, reruns, ids)
     error = main.error.copy()
