@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -85,9 +86,22 @@ class Study:
         spec = self.config.get("ablation")
         if not spec or model not in spec.get("models", list(self.models)) or CONVERSION_SEP in model:
             return {}
+        return self._ablated
+
+    @cached_property
+    def _ablated(self) -> dict[str, dict[str, Any]]:
+        """Every ablated configuration, built once: input functions ask for them on every job."""
+        spec = self.config.get("ablation")
+        if not spec:
+            return {}
         from deltamut.ablation import ablated_optimisations
 
         return ablated_optimisations(spec["of"], self.optimisations[spec["of"]], spec.get("steps"))
+
+    @property
+    def throughput_batch(self) -> int:
+        """`runner.batch_size`; above 1 it adds the throughput study (rules/throughput.smk)."""
+        return int(self.config.get("runner", {}).get("batch_size") or 1)
 
     def reused_from(self, model: str, opt: str, stage: str) -> str | None:
         """The optimisation whose `stage` artifact ("graph": compile's graph.json, "lowering": the original's
@@ -106,9 +120,8 @@ class Study:
         """A configured or an ablated optimisation, by name: what the compile, mutate and deploy rules read."""
         if name in self.optimisations:
             return self.optimisations[name]
-        for model in self.models:
-            if name in self.ablations(model):
-                return self.ablations(model)[name]
+        if name in self._ablated:
+            return self._ablated[name]
         raise StudyError(f"unknown optimisation {name!r}")
 
     @property
@@ -310,7 +323,7 @@ class Study:
         plots = ("heatmap", "kill_matrix", "latency", "gallery")  # the report's figures (rules/report.smk)
         per_model = [f"{RESULTS}/{m}/compare/summary.md" for m in self.models]
         per_model += [f"{RESULTS}/{m}/report/{p}.png" for m in self.models for p in plots]
-        if int(self.config.get("runner", {}).get("batch_size") or 1) > 1:  # the throughput study (zoo models)
+        if self.throughput_batch > 1:  # the throughput study (zoo models)
             per_model += [f"{RESULTS}/{m}/compare/throughput.{ext}" for m in self.models for ext in ("csv", "md")
                           if self.models[m].get("source", "zoo") == "zoo"]
         return per_model + [f"{RESULTS}/compare/per_pair.csv", f"{RESULTS}/summary.md"]

@@ -1,9 +1,6 @@
 # Throughput at batch B (runner.batch_size > 1), apart from the per-image latency at batch 1 of infer/reference.
 from deltamut.runner.throughput import HOST_TARGET, needs_onnx, opt_of, throughput_variants
 
-THROUGHPUT_BATCH = int(config.get("runner", {}).get("batch_size") or 1)
-
-
 rule throughput:
     input:
         inputs=lambda wc: STUDY.inputs_path(wc.model),
@@ -16,7 +13,7 @@ rule throughput:
     params:
         model=lambda wc: STUDY.model_spec(wc.model),
         opt=lambda wc: STUDY.optimisations.get(opt_of(wc.variant)),
-        batch_size=THROUGHPUT_BATCH,
+        batch_size=STUDY.throughput_batch,
         runner=RUNNER,
         export=lambda wc: STUDY.export_settings(wc.model),
         target=HOST_TARGET,
