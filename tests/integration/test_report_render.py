@@ -149,7 +149,10 @@ def test_report_renders_in_headless_chromium(report):
     assert shot.is_file(), done.stderr[-3000:]
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.shape == (2000, 1280)
-    assert (pixels < 200).mean() > 0.02, "the screenshot is (almost) blank"
+    # The page beside the 256 px sidebar: its text and workflow graph darken ~1 % of it. The whole page is no
+    # measure: under load the screenshot can catch the sidebar greyed by an overlay (20 % dark), on a quiet
+    # machine it is white (1.3 %), so a whole-page threshold passed or failed with the machine's load.
+    assert (pixels[:, 256:] < 200).mean() > 0.005, "the report's page is (almost) blank"
     assert len(np.unique(pixels)) > 16, "the screenshot has no content, only a few flat colours"
 
 
