@@ -177,14 +177,31 @@ def _buffer_ranks(func: tirx.PrimFunc, block_name: str) -> list[int]:
     return ranks
 
 
+# Output channels of _TinyNet's convs in forward order: stem, conv, dw, pw, shrink, pw2.
+_CONV_CHANNELS = (16, 16, 16, 24, 24, 24)
+
+
+@pytest.mark.parametrize("mcpu, lanes", [("haswell", 8), ("skylake-avx512", 16)])
+def test_conv_weights_are_packed_for_each_vector_width(tiny, mcpu, lanes):
+    """Every conv whose output channels fill whole vectors gets its constant weights channel-packed at compile
+    time, at the vector width of the CPU it is compiled for: AVX2 (8 float32 lanes) packs the 16- and
+    24-channel convs, AVX-512 (16 lanes) the 16-channel ones only. Scheduling needs no such CPU; running
+    the result does, so the test below runs the host's width only."""
+    lowered, _, _ = tiny
+    scheduled = schedule_cpu(lowered, tvm.target.Target({"kind": "llvm", "mcpu": mcpu, "num-cores": 2}))
+    packed = sorted(s for s in _constant_shapes(scheduled) if len(s) == 5)
+    expected = sorted(c for c in _CONV_CHANNELS if c % lanes == 0)
+    assert all(s[-1] % lanes == 0 for s in packed), packed  # one or two vectors of channels per tile
+    assert sorted(s[0] * s[-1] for s in packed) == expected, packed
+
+
 def test_constant_weights_are_packed_once_at_compile_time(tiny):
     """Conv weights that the graph passes as constants reach the kernels already channel-packed, so no kernel
     re-packs them per call; where the weights are runtime inputs the kernel packs its own slice."""
     lowered, x, ref = tiny
     target = cpu_target(num_cores=2)
     scheduled = schedule_cpu(lowered, target)
-    packed = [s for s in _constant_shapes(scheduled) if len(s) == 5 and s[-1] in (8, 16)]
-    assert len(packed) >= 4, _constant_shapes(scheduled)
+    assert [s for s in _constant_shapes(scheduled) if len(s) == 5], _constant_shapes(scheduled)
     copies = [n for n, f in _prim_funcs(scheduled).items() if "_global" in f.script()]
     assert not copies, f"kernels still copying their weights: {copies}"
     np.testing.assert_allclose(_run(scheduled, target, x), ref, rtol=1e-4, atol=1e-4)
