@@ -31,3 +31,15 @@ rule all:
     input:
         STUDY.final_outputs(),
     default_target: True
+
+
+# Failure records never stay in the between-workflow cache (rules/common.smk): this workflow's are evicted,
+# and the result tree keeps them as plain files.
+onsuccess:
+    if OUTPUT_CACHE:
+        evict_failures(OUTPUT_CACHE, "results")
+
+
+onerror:
+    if OUTPUT_CACHE:
+        evict_failures(OUTPUT_CACHE, "results")

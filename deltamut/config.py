@@ -6,10 +6,10 @@ traceback from deep inside a later stage.
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
+from deltamut.schemacheck import describe, error_path
 from deltamut.study import Study, StudyError
 
 SCHEMA = Path(__file__).resolve().parents[1] / "config" / "config.schema.yaml"
@@ -19,24 +19,8 @@ class ConfigError(ValueError):
     """The study config is invalid; the message names the key."""
 
 
-def _where(path) -> str:
-    return ".".join(str(p) for p in path) or "(top level)"
-
-
 def _describe(err) -> str:
-    """One line for a schema violation; a misspelt key gets the allowed keys and the likeliest one."""
-    where = _where(err.absolute_path)
-    props = err.schema.get("properties") if isinstance(err.schema, dict) else None
-    if err.validator == "additionalProperties" and isinstance(err.instance, dict) and isinstance(props, dict):
-        unexpected = [k for k in err.instance if k not in props]
-        if unexpected:
-            hints = []
-            for key in unexpected:
-                close = difflib.get_close_matches(str(key), [str(p) for p in props], n=1)
-                hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-            return (f"config key {where}: unknown key(s) {', '.join(hints)}; "
-                    f"allowed: {', '.join(str(p) for p in props)}")
-    return f"config key {where}: {err.message}"
+    return f"config key {error_path(err)}: {describe(err)}"
 
 
 def validate_config(config: dict[str, Any], schema: str | Path = SCHEMA) -> dict[str, Any]:

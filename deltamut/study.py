@@ -30,14 +30,26 @@ class StudyError(ValueError):
 
 
 def _operator_level(spec: dict[str, Any]) -> str:
-    """The level (graph, kernel, model, input) of a mutation spec, without importing TVM."""
-    if spec.get("operator") == "identity":
-        return "identity"
-    if "level" in spec:
-        return str(spec["level"])
+    """The level (graph, kernel, model, input; identity: none) of a checked mutation spec, without importing
+    TVM: always the operator's, never the spec's own `level:` (which `check_spec` holds to the operator's)."""
     from deltamut.mutations import operator_info
 
     return operator_info(spec["operator"])["level"]
+
+
+def _checked_mutations(entries: Any, where: str) -> dict[str, dict[str, Any]]:
+    """Mutation entries (name -> spec) checked against their operators' declared parameters before any job
+    runs; a bad one stops planning with one line naming its key (`<where><name>.<key>: ...`)."""
+    from deltamut.mutations.base import MutationSpecError, check_spec
+
+    if not isinstance(entries, dict):
+        raise StudyError(f"{where.rstrip(': .')}: must map mutation names to mappings with an `operator:`")
+    for name, spec in entries.items():
+        try:
+            check_spec(spec)
+        except MutationSpecError as exc:
+            raise StudyError(f"{where}{name}.{exc}") from None
+    return entries
 
 
 @dataclass
@@ -57,13 +69,8 @@ class Study:
                 entries = yaml.safe_load(path.read_text()) or {}
             except (yaml.YAMLError, UnicodeDecodeError) as exc:
                 raise StudyError(f"mutation_catalog: {path} is not valid YAML: {exc}") from None
-            bad = [k for k, v in entries.items() if not isinstance(v, dict) or "operator" not in v] \
-                if isinstance(entries, dict) else None
-            if bad is None or bad:
-                raise StudyError(f"mutation_catalog: {path} must map mutation names to mappings with an "
-                                 f"`operator:`" + (f"; these are not: {bad}" if bad else ""))
-            mutations.update(entries)
-        mutations.update(config.get("mutations") or {})
+            mutations.update(_checked_mutations(entries, f"mutation_catalog {path}: "))
+        mutations.update(_checked_mutations(config.get("mutations") or {}, "mutations."))
         if ORIGINAL in mutations:
             if mutations[ORIGINAL].get("operator") != "identity":
                 raise StudyError(f"mutations: {ORIGINAL!r} is reserved for the unmutated module")
@@ -197,6 +204,19 @@ class Study:
     def mutation(self, mutant: str) -> dict[str, Any]:
         return IDENTITY if mutant == ORIGINAL else self.mutations[mutant]
 
+    def mutation_info(self, mutant: str) -> dict[str, str]:
+        """Operator, category and level of a mutant (of its catalog entry): the kill matrix's coordinates."""
+        if mutant == ORIGINAL:
+            return {}
+        from deltamut.mutations import spec_info
+
+        info = spec_info(self.mutation(mutant))
+        return {"operator": info["name"], "category": info["category"], "level": info["level"]}
+
+    def mutates_graph(self, mutant: str) -> bool:
+        """Graph- and model-level mutants act on the graph as imported, before the graph passes."""
+        return mutant != ORIGINAL and _operator_level(self.mutation(mutant)) in ("graph", "model")
+
     def is_input_mutant(self, mutant: str) -> bool:
         return mutant != ORIGINAL and _operator_level(self.mutation(mutant)) == "input"
 
@@ -256,7 +276,8 @@ class Study:
             out[f"tvm/{opt}/{mutant}/{dev}"] = {
                 "framework": "tvm", "conversion": PRIMARY, "opt": opt, "mutant": mutant, "device": dev,
                 "target": self.target_of(dev), "path": self.outputs_path(model, opt, mutant, dev),
-                "manifest": self.manifest_path(model, opt, ORIGINAL if self.is_input_mutant(mutant) else mutant)}
+                "manifest": self.manifest_path(model, opt, ORIGINAL if self.is_input_mutant(mutant) else mutant),
+                **self.mutation_info(mutant)}
         for converted, opt in self.converted_runs(model):
             conversion = self.split(converted)[1]
             if opt is None:
@@ -271,12 +292,14 @@ class Study:
                     "manifest": self.manifest_path(converted, opt, ORIGINAL)}
         return out
 
-    def pairs(self, model: str) -> list[dict[str, str]]:
+    def pairs(self, model: str) -> list[dict[str, Any]]:
         """The comparisons of a model, each `b` being the baseline `a` is judged against.
 
         framework: each framework against the reference; compiler: each unmutated TVM variant against the
         reference; mutant: each mutant against the original on the same optimisation and device;
-        optimisation: each optimisation against the first one; device: each device against the first one.
+        optimisation: each optimisation against the first one; device: each device against the first one;
+        mutant_device: each mutant on each further device against the same mutant on the first device, with the
+        original on those two devices as its `noise` pair.
         """
         ref = self.reference(model)
         opts, devs = list(self.optimisations), list(self.devices)
@@ -290,7 +313,12 @@ class Study:
                 if opt != opts[0]:
                     pairs.append({"kind": "optimisation", "a": original, "b": f"tvm/{opts[0]}/{ORIGINAL}/{dev}"})
                 if dev != devs[0]:
-                    pairs.append({"kind": "device", "a": original, "b": f"tvm/{opt}/{ORIGINAL}/{devs[0]}"})
+                    first = f"tvm/{opt}/{ORIGINAL}/{devs[0]}"
+                    pairs.append({"kind": "device", "a": original, "b": first})
+                    # MutateNN's headline: the same mutant on two devices, judged beyond the original's own
+                    # cross-device difference on each image
+                    pairs += [{"kind": "mutant_device", "a": f"tvm/{opt}/{m}/{dev}", "b": f"tvm/{opt}/{m}/{devs[0]}",
+                               "noise": [original, first]} for m in self.mutants(model, opt) if m != ORIGINAL]
         base = (self.config.get("ablation") or {}).get("of")
         pairs += [{"kind": "ablation", "a": f"tvm/{opt}/{ORIGINAL}/{dev}", "b": f"tvm/{base}/{ORIGINAL}/{dev}"}
                   for opt in self.ablations(model) for dev in devs]
@@ -318,6 +346,10 @@ class Study:
 
     def model_manifests(self, model: str) -> list[str]:
         return sorted({v["manifest"] for v in self.variants(model).values() if "manifest" in v})
+
+    def model_indexes(self, model: str) -> dict[str, str]:
+        """Optimisation -> the mutant index of (model, optimisation), where it has mutants of its own to build."""
+        return {opt: self.index_path(model, opt) for opt in self.optimisations if self.built_mutants(model, opt)}
 
     def final_outputs(self) -> list[str]:
         plots = ("heatmap", "kill_matrix", "latency", "gallery")  # the report's figures (rules/report.smk)
@@ -399,9 +431,5 @@ class Study:
         if ref and ref not in fws:
             raise StudyError(f"compare.reference: {ref!r} is not one of the study's frameworks {fws}")
         for name in self.mutations:
-            try:
-                level = _operator_level(self.mutation(name))
-            except ValueError as exc:  # an unknown operator (MutationSpecError)
-                raise StudyError(f"mutations.{name}.operator: {exc}") from None
-            if level not in ("graph", "kernel", "model", "input"):
-                raise StudyError(f"mutations.{name}: unknown level {level!r}")
+            if _operator_level(self.mutation(name)) == "none":
+                raise StudyError(f"mutations.{name}.operator: identity is the unmutated original, not a mutant")

@@ -4,11 +4,20 @@ import sys
 
 sys.path.insert(0, workflow.basedir)
 
+from deltamut import provenance
+from deltamut.cache import evict_failures
 from deltamut.compiler.optconfig import codegen_slice, graph_slice, lowering_slice
 from deltamut.config import load_study
 from deltamut.study import ORIGINAL
 
 STUDY = load_study(config, base=workflow.basedir)
+
+# The between-workflow cache (--cache) must never serve a failure record: a compile that timed out once would
+# be a timeout in every later study. Records stored by earlier workflows are evicted before this one plans;
+# this workflow's own are evicted when it ends (Snakefile: onsuccess/onerror).
+OUTPUT_CACHE = os.environ.get("SNAKEMAKE_OUTPUT_CACHE") if workflow.workflow_settings.cache is not None else None
+if OUTPUT_CACHE:
+    evict_failures(OUTPUT_CACHE)
 
 # Infer and reference jobs time the model: they ask for every core (Snakemake caps this at --cores) so no
 # other job runs beside them and skews latency; the backend uses that many threads.
@@ -62,6 +71,13 @@ def original_paths(wildcards):
     return {"original_module": f"{base}/module.json", "original_ir": f"{base}/ir.txt"}
 
 
+def mutation_start(wildcards):
+    """Graph- and model-level mutants start from the graph as imported, before the configuration's passes."""
+    if STUDY.mutates_graph(wildcards.mutant):
+        return {"imported": f"results/{wildcards.model}/tvm/imported.json"}
+    return {}
+
+
 def built_mutant(wildcards):
     """Input-level mutants run the original's library on transformed images."""
     return ORIGINAL if STUDY.is_input_mutant(wildcards.mutant) else wildcards.mutant
@@ -83,13 +99,24 @@ def mutant_twins(wildcards):
 
 
 def graph_source(wildcards):
-    """What TVM imports: the ONNX file, or the ExportedProgram of a torch.export conversion; or, for an
-    ablated configuration whose graph passes are its base's, the base's graph module to copy."""
+    """What TVM imports: the ONNX file, or the ExportedProgram of a torch.export conversion."""
+    exported = STUDY.export_settings(wildcards.model)["exporter"] == "torch.export"
+    return f"results/{wildcards.model}/export/" + ("program.pt2" if exported else "model.onnx")
+
+
+def compile_source(wildcards):
+    """The imported module; or, for an ablated configuration whose graph passes are its base's, the base's
+    graph module to copy."""
     reused = STUDY.reused_from(wildcards.model, wildcards.opt, "graph")
     if reused:
         return f"results/{wildcards.model}/tvm/{reused}/graph.json"
-    exported = STUDY.export_settings(wildcards.model)["exporter"] == "torch.export"
-    return f"results/{wildcards.model}/export/" + ("program.pt2" if exported else "model.onnx")
+    return f"results/{wildcards.model}/tvm/imported.json"
+
+
+def software_versions(stage):
+    """The versions of the software that makes a cached stage's artifact (`provenance.stage_software`): a
+    param, so that the between-workflow cache never serves an artifact made by other versions."""
+    return provenance.stage_software(stage)
 
 
 def export_inputs(wildcards):

@@ -2,6 +2,7 @@ rule compare:
     input:
         outputs=lambda wc: STUDY.model_outputs(wc.model),
         manifests=lambda wc: STUDY.model_manifests(wc.model),
+        indexes=lambda wc: list(STUDY.model_indexes(wc.model).values()),
         inputs="results/{model}/data/inputs.npz",
     output:
         per_image_csv="results/{model}/compare/per_image.csv",
@@ -24,6 +25,12 @@ rule compare:
             labels={"model": "{model}", "table": "mutation scores"},
         ),
         scores_parquet="results/{model}/compare/mutation_scores.parquet",
+        devices_csv=report(
+            "results/{model}/compare/mutants_across_devices.csv",
+            category="Mutants",
+            labels={"model": "{model}", "table": "mutants across devices"},
+        ),
+        devices_parquet="results/{model}/compare/mutants_across_devices.parquet",
         summary=report(
             "results/{model}/compare/summary.md",
             category="Summaries",
@@ -32,7 +39,7 @@ rule compare:
     params:
         variants=lambda wc: STUDY.variants(wc.model),
         pairs=lambda wc: STUDY.pairs(wc.model),
-        specs=lambda wc: {m: STUDY.mutation(m) for m in STUDY.mutants(wc.model)},
+        indexes=lambda wc: STUDY.model_indexes(wc.model),
         thresholds=lambda wc: {k: v for k, v in config.get("compare", {}).items()
                                if k not in ("reference", "float64_reference", "pairs")},
     log:

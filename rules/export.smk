@@ -8,6 +8,7 @@ rule export:
         name=lambda wc: STUDY.split(wc.model)[0],
         model=lambda wc: STUDY.model_spec(wc.model),
         export=lambda wc: STUDY.export_settings(wc.model),
+        software=software_versions("export"),
     log:
         "results/logs/export/{model}.log",
     cache: "omit-software"
@@ -23,6 +24,7 @@ rule export_program:
     params:
         name=lambda wc: STUDY.split(wc.model)[0],
         model=lambda wc: STUDY.model_spec(wc.model),
+        software=software_versions("export"),
     log:
         "results/logs/export_program/{model}.log",
     cache: "omit-software"

@@ -1,6 +1,7 @@
 rule mutate:
     input:
         unpack(original_paths),
+        unpack(mutation_start),
         graph="results/{model}/tvm/{opt}/graph.json",
     output:
         module="results/{model}/tvm/{opt}/{mutant}/module.json",
@@ -11,6 +12,8 @@ rule mutate:
         # Only this mutation's entry: editing one mutation reruns only its jobs.
         spec=lambda wc: STUDY.mutation(wc.mutant),
         lowering=lambda wc: lowering_slice(STUDY.optimisation(wc.opt)),
+        # graph- and model-level mutants run the configuration's graph passes after mutating
+        graph_passes=lambda wc: graph_slice(STUDY.optimisation(wc.opt)) if STUDY.mutates_graph(wc.mutant) else {},
         timeout_s=TIMEOUTS["mutate_s"],
     log:
         "results/logs/mutate/{model}/{opt}/{mutant}.log",

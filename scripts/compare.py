@@ -5,5 +5,5 @@ from deltamut.joblog import job_log
 
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0]):
-    compare_stage(sm.wildcards.model, sm.params.variants, sm.params.pairs, sm.params.specs, sm.input.inputs,
+    compare_stage(sm.wildcards.model, sm.params.variants, sm.params.pairs, sm.params.indexes, sm.input.inputs,
                   sm.params.thresholds, dict(sm.output.items()))

@@ -1,4 +1,4 @@
-"""ONNX -> graph-level Relax module under one optimisation configuration."""
+"""The imported Relax module -> graph-level module under one optimisation configuration's graph passes."""
 
 from deltamut.compiler.stage import compile_stage
 from deltamut.fsutil import copy_file

@@ -14,4 +14,5 @@ with job_log(sm.log[0]):
                     if "original_module" in sm.input.keys() else None)  # noqa: SIM118 (Namedlist: `in` tests values)
         mutate_stage(sm.input.graph, sm.wildcards.mutant, sm.params.spec, sm.wildcards.opt, sm.params.lowering,
                      sm.output.module, sm.output.ir, sm.output.diff, sm.output.manifest, original,
-                     sm.params.timeout_s, sm.log[0])
+                     sm.params.timeout_s, sm.log[0], imported=sm.input.get("imported"),
+                     graph_passes=sm.params.graph_passes)

@@ -1,80 +1,137 @@
 """The kill matrix: per mutant, did the tests (the images) notice it? And mutation scores.
 
-A mutant is `equivalent` when its IR equals the original's or another mutant's (or no site matched),
-`crashed` when it could not be built or every image failed, `killed` when at least one image changed its
-top-1 label, produced NaN/Inf or failed while others ran, and `survived` otherwise. The mutation score of
-an operator or a category is (killed + crashed) / (mutants - equivalent): equivalent mutants cannot be
-killed, so they are left out, as the mutation-testing literature does.
+A mutant is judged only by what it does that its original does not: images where the original failed are
+`not_comparable` (counted, shown, never a kill). One status per (mutant, optimisation, device):
+
+- `equivalent`: its lowered IR equals the original's (or no site matched): it cannot be killed;
+- `duplicate`: its IR equals another mutant's, which is built and run in its place (`duplicate_of`);
+- `not_comparable`: the original failed on every image, so nothing the mutant did can be judged;
+- `tool_error`: the mutation tool itself failed (the mutate stage): a failure of deltamut, not a finding;
+- `stillborn`: the mutant could not be built for the target (deploy failed): the images never saw it;
+- `crashed`: it ran and failed (crash, timeout, error) on every comparable image;
+- `killed`: on at least one comparable image its top-1 label changed, it produced NaN/Inf, or it failed;
+- `survived`: otherwise.
+
+The mutation score of an operator or a category is (killed + crashed) / (killed + crashed + survived). The
+other statuses say nothing about the images' power to notice a change and stay out of it, as in the
+mutation-testing literature (equivalent and stillborn mutants are excluded); a mutant whose outputs agree
+with another's within their measured noise on every image carries `duplicate_of` too and is counted once,
+through the mutant with the smaller name.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-FAILED = ("crash", "timeout", "error")
+
+class MutantStatus(StrEnum):
+    EQUIVALENT = "equivalent"
+    DUPLICATE = "duplicate"
+    NOT_COMPARABLE = "not_comparable"
+    TOOL_ERROR = "tool_error"
+    STILLBORN = "stillborn"
+    CRASHED = "crashed"
+    KILLED = "killed"
+    SURVIVED = "survived"
 
 
-def mutant_status(row: pd.Series) -> str:
+DETECTED = (MutantStatus.KILLED.value, MutantStatus.CRASHED.value)
+SCORED = (*DETECTED, MutantStatus.SURVIVED.value)
+# Image verdicts of a failure of the mutant itself (not_comparable images are the original's failures)
+FAILED = ("crash", "timeout", "error", "skipped")
+
+COLUMNS = ["model", "opt", "device", "mutant", "operator", "category", "level", "candidates", "applied", "site",
+           "depth", "status", "equivalent_to", "duplicate_of", "duplicate_by", "top1_changed_pct", "max_abs_err",
+           "n_images", "n_ok", "n_not_comparable", "accuracy", "accuracy_original", "verdict", "failed_stage",
+           "latency_ratio", "nondeterministic_images", "intermittent_images"]
+SCORE_COLUMNS = ["model", "opt", "device", "by", "group", "mutants", *(s.value for s in MutantStatus), "score"]
+
+
+def _count(row: pd.Series, verdict: str) -> int:
+    value = row.get(f"n_{verdict}", 0)
+    return 0 if value is None or pd.isna(value) else int(value)
+
+
+def mutant_status(row: pd.Series, twin: str | None = None) -> str:
+    """The status of one mutant from its per-pair row against the original (see the module docstring);
+    `twin`: the mutant whose IR it duplicates, if any."""
     n = int(row["n_images"])
-    def count(verdict: str) -> int:
-        value = row.get(f"n_{verdict}", 0)
-        return 0 if pd.isna(value) else int(value)
+    if _count(row, "equivalent") == n:
+        return MutantStatus.DUPLICATE.value if twin else MutantStatus.EQUIVALENT.value
+    comparable = n - _count(row, "not_comparable")
+    if comparable == 0:
+        return MutantStatus.NOT_COMPARABLE.value
+    stage = row.get("failed_stage_a") or ""
+    failed = sum(_count(row, v) for v in FAILED)
+    if stage == "mutate":
+        return MutantStatus.TOOL_ERROR.value
+    if stage == "deploy" and failed == comparable:
+        return MutantStatus.STILLBORN.value
+    if failed == comparable:
+        return MutantStatus.CRASHED.value
+    if failed or _count(row, "top1_flip") or _count(row, "nan"):
+        return MutantStatus.KILLED.value
+    return MutantStatus.SURVIVED.value
 
-    if count("equivalent") == n:
-        return "equivalent"
-    failed = sum(count(v) for v in FAILED)
-    if failed == n:
-        return "crashed"
-    if failed or count("top1_flip") or count("nan"):
-        return "killed"
-    return "survived"
 
+def kill_matrix(per_pair: pd.DataFrame, mutants: dict[tuple, dict[str, Any]],
+                output_twins: dict[tuple, str] | None = None) -> pd.DataFrame:
+    """One row per (optimisation, device, mutant).
 
-def kill_matrix(per_pair: pd.DataFrame, mutants: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """One row per (optimisation, device, mutant); `mutants` maps a mutant name to its spec info and
-    manifest (operator, category, level, candidates, applied)."""
+    `mutants` maps (optimisation, mutant) to its spec info and manifest (operator, category, level, candidates,
+    applied, site, depth, equivalent_to, and `duplicate_of`/`duplicate_by` for a twin found before building);
+    `output_twins` maps (optimisation, device, mutant) to the mutant whose outputs it repeats within noise.
+    """
     rows = []
+    output_twins = output_twins or {}
     for _, r in per_pair[per_pair["kind"] == "mutant"].iterrows():
         m = mutants.get((r["opt_a"], r["mutant_a"]), {})
-        status = mutant_status(r)
+        status = mutant_status(r, m.get("duplicate_of"))
+        twin, by = (m.get("duplicate_of"), m.get("duplicate_by")) if status == MutantStatus.DUPLICATE else (None, None)
+        ran_twin = output_twins.get((r["opt_a"], r["device_a"], r["mutant_a"]))
+        if ran_twin and status in SCORED:
+            twin, by = ran_twin, "outputs"
         rows.append({
             "model": r["model"], "opt": r["opt_a"], "device": r["device_a"], "mutant": r["mutant_a"],
-            "operator": m.get("operator"), "category": m.get("category"), "level": m.get("level"),
-            "candidates": m.get("candidates"), "applied": m.get("applied"),
-            "status": status, "equivalent_to": m.get("equivalent_to") if status == "equivalent" else None,
+            **{k: m.get(k) for k in ("operator", "category", "level", "candidates", "applied", "site", "depth")},
+            "status": status, "equivalent_to": m.get("equivalent_to") if status == MutantStatus.EQUIVALENT else None,
+            "duplicate_of": twin, "duplicate_by": by,
             "top1_changed_pct": r["top1_disagreement_pct"],
             "max_abs_err": r["max_abs_err"], "n_images": r["n_images"], "n_ok": r["n_ok_a"],
+            "n_not_comparable": _count(r, "not_comparable"),
             "accuracy": r["accuracy_a"], "accuracy_original": r["accuracy_b"], "verdict": r["verdict"],
-            "latency_ratio": r["latency_ratio"],
+            "failed_stage": r.get("failed_stage_a") or "", "latency_ratio": r["latency_ratio"],
             # a kill on images whose outputs jitter between runs: killed beyond that jitter, but worth a look
             "nondeterministic_images": r.get("nondeterministic_images", 0),
+            "intermittent_images": r.get("n_intermittent_a", 0),
         })
-    return pd.DataFrame(rows, columns=["model", "opt", "device", "mutant", "operator", "category", "level",
-                                       "candidates", "applied", "status", "equivalent_to", "top1_changed_pct",
-                                       "max_abs_err", "n_images", "n_ok", "accuracy", "accuracy_original", "verdict",
-                                       "latency_ratio", "nondeterministic_images"])
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def mutation_scores(matrix: pd.DataFrame) -> pd.DataFrame:
-    """Scores per operator and per category (rows with `by` telling which), per model, optimisation, device."""
+    """Scores per operator and per category (rows with `by` telling which), per model, optimisation, device.
+
+    Each status column counts the mutants with that status; a mutant with `duplicate_of` is counted once, as
+    `duplicate`, whatever its own status; the score is detected / scored mutants (see the module docstring).
+    """
     if matrix.empty:
-        return pd.DataFrame(columns=["model", "opt", "device", "by", "group", "mutants", "killed", "crashed",
-                                     "survived", "equivalent", "score"])
+        return pd.DataFrame(columns=SCORE_COLUMNS)
+    counted = matrix.assign(status=np.where(matrix["duplicate_of"].notna(), MutantStatus.DUPLICATE.value,
+                                            matrix["status"]))
     frames = []
     for by in ("category", "operator"):
-        counts = (matrix.assign(group=matrix[by].fillna("?"))
+        counts = (counted.assign(group=counted[by].fillna("?"))
                   .groupby(["model", "opt", "device", "group", "status"]).size().unstack(fill_value=0))
-        for status in ("killed", "crashed", "survived", "equivalent"):
-            if status not in counts:
-                counts[status] = 0
-        counts["mutants"] = counts[["killed", "crashed", "survived", "equivalent"]].sum(axis=1)
-        live = counts["mutants"] - counts["equivalent"]
-        counts["score"] = np.where(live > 0, (counts["killed"] + counts["crashed"]) / live.where(live > 0, 1),
-                                   np.nan)
+        for status in MutantStatus:
+            if status.value not in counts:
+                counts[status.value] = 0
+        counts["mutants"] = counts[[s.value for s in MutantStatus]].sum(axis=1)
+        scored = counts[list(SCORED)].sum(axis=1)
+        detected = counts[list(DETECTED)].sum(axis=1)
+        counts["score"] = np.where(scored > 0, detected / scored.where(scored > 0, 1), np.nan)
         frames.append(counts.reset_index().assign(by=by))
-    cols = ["model", "opt", "device", "by", "group", "mutants", "killed", "crashed", "survived", "equivalent",
-            "score"]
-    return pd.concat(frames, ignore_index=True)[cols]
+    return pd.concat(frames, ignore_index=True)[SCORE_COLUMNS]

@@ -8,18 +8,22 @@ from typing import Any
 
 import pandas as pd
 
+from deltamut.compare.crossdevice import device_discrepancy
 from deltamut.compare.killmatrix import kill_matrix, mutation_scores
 from deltamut.compare.tables import compare_model
 from deltamut.fsutil import atomic_path, read_json, write_text
+from deltamut.study import ORIGINAL
 
-KILL_COLUMNS = ["opt", "device", "mutant", "category", "applied", "status", "top1_changed_pct", "max_abs_err"]
+KILL_COLUMNS = ["opt", "device", "mutant", "category", "applied", "status", "duplicate_of", "n_not_comparable",
+                "top1_changed_pct", "max_abs_err"]
 
 SUMMARY_COLUMNS = {
     "kind": "kind", "a": "variant", "b": "against", "n_compared": "images",
     "top1_disagreement_pct": "top-1 disagree %", "top5_jaccard_mean": "top-5 Jaccard",
     "max_abs_err": "max |Δlogit|", "accuracy_a": "accuracy", "accuracy_b": "accuracy (against)",
     "median_latency_a_ms": "median ms", "latency_ratio": "ms ratio (variant/against)",
-    "verdict": "verdict", "latency_verdict": "speed", "nondeterministic_images": "flaky images",
+    "verdict": "verdict", "n_not_comparable": "not comparable", "failed_side": "failed",
+    "latency_verdict": "speed", "latency_caveat": "speed caveat", "nondeterministic_images": "flaky images",
 }
 
 
@@ -55,51 +59,49 @@ def summary_markdown(per_pair: pd.DataFrame, title: str) -> str:
     return "".join(parts)
 
 
-def _mutant_info(variants: dict[str, dict[str, Any]], specs: dict[str, dict[str, Any]]) -> dict[tuple, dict]:
-    """Operator, category and level of each (optimisation, mutant) (from its spec), with the site counts
-    of its manifest and what it is equivalent to: the original (from the manifest) or a twin mutant
-    (from the mutant index written next to the manifests)."""
-    from deltamut.mutations import spec_info
-
+def _mutant_info(variants: dict[str, dict[str, Any]], indexes: dict[str, dict[str, Any]]) -> dict[tuple, dict]:
+    """Operator, category and level of each (optimisation, mutant) (the study's, in its variant), site counts
+    and equivalence from its manifest, and what it duplicates, from the (model, optimisation)'s mutant index
+    (`indexes`: opt -> index)."""
     info: dict[tuple, dict[str, Any]] = {}
-    indexes: dict[Path, dict[str, Any]] = {}  # one mutant index per (model, optimisation), read once
     for v in variants.values():
         mutant, key = v.get("mutant"), (v.get("opt"), v.get("mutant"))
-        if mutant is None or key in info or mutant not in specs:
+        if mutant is None or mutant == ORIGINAL or key in info:
             continue
-        meta = spec_info(specs[mutant])
-        entry = {"operator": meta["name"], "category": meta["category"], "level": meta["level"]}
-        manifest_path = Path(v["manifest"])
-        if meta["level"] != "input" and manifest_path.exists():
-            manifest = read_json(manifest_path)
-            entry.update(candidates=manifest.get("candidates"), applied=manifest.get("applied"),
-                         equivalent_to=manifest.get("equivalent_to"))
-            index = manifest_path.parent.parent / "mutants.json"
-            if not entry["equivalent_to"] and index.exists():
-                if index not in indexes:
-                    indexes[index] = read_json(index)
-                twin = indexes[index].get(mutant, {}).get("duplicate_of")
-                entry["equivalent_to"] = twin and f"mutant {twin}"
+        entry = {k: v.get(k) for k in ("operator", "category", "level")}
+        if v.get("level") != "input":  # an input-level mutant runs the original's module: no manifest of its own
+            manifest = read_json(v["manifest"])
+            entry.update({k: manifest.get(k) for k in ("candidates", "applied", "equivalent_to", "site", "depth")})
+        twin = (indexes.get(v["opt"]) or {}).get(mutant) or {}
+        entry.update(duplicate_of=twin.get("duplicate_of"), duplicate_by=twin.get("duplicate_by"))
         info[key] = entry
     return info
 
 
-def compare_stage(model: str, variants: dict[str, dict[str, Any]], pairs: list[dict[str, str]],
-                  specs: dict[str, dict[str, Any]], inputs: str | Path, thresholds: dict[str, Any] | None,
+def compare_stage(model: str, variants: dict[str, dict[str, Any]], pairs: list[dict[str, Any]],
+                  indexes: dict[str, str], inputs: str | Path, thresholds: dict[str, Any] | None,
                   out: dict[str, str]) -> pd.DataFrame:
-    """Write per-image and per-pair tables (CSV and Parquet), the kill matrix and mutation scores, and a
-    readable summary for one model."""
-    per_image, per_pair = compare_model(model, variants, pairs, inputs, thresholds)
-    matrix = kill_matrix(per_pair, _mutant_info(variants, specs))
+    """Write per-image and per-pair tables (CSV and Parquet), the kill matrix, mutation scores, the mutants'
+    cross-device discrepancies, and a readable summary for one model. `indexes`: opt -> its mutant index."""
+    result = compare_model(model, variants, pairs, inputs, thresholds)
+    per_pair = result.per_pair
+    info = _mutant_info(variants, {opt: read_json(path) for opt, path in indexes.items()})
+    matrix = kill_matrix(per_pair, info, result.output_twins)
     scores = mutation_scores(matrix)
-    _write_table(per_image, out["per_image_csv"], out["per_image_parquet"])
+    devices = device_discrepancy(per_pair, info)
+    _write_table(result.per_image, out["per_image_csv"], out["per_image_parquet"])
     _write_table(per_pair, out["per_pair_csv"], out["per_pair_parquet"])
     _write_table(matrix, out["kill_matrix_csv"], out["kill_matrix_parquet"])
     _write_table(scores, out["scores_csv"], out["scores_parquet"])
-    text = summary_markdown(per_pair[per_pair["kind"] != "mutant"], f"deltamut: {model}")
+    _write_table(devices, out["devices_csv"], out["devices_parquet"])
+    text = summary_markdown(per_pair[~per_pair["kind"].isin(["mutant", "mutant_device"])], f"deltamut: {model}")
     if not matrix.empty:
         text += "\n## Mutants\n\n" + markdown_table(matrix[KILL_COLUMNS]) + "\n## Mutation scores\n\n" + \
             markdown_table(scores[scores["by"] == "category"].drop(columns=["by"]))
+    if not devices.empty:
+        text += ("\n## Mutants across devices\n\nEach mutant on a further device against the same mutant on the "
+                 "first, beyond the original's own cross-device difference on each image.\n\n"
+                 + markdown_table(devices.drop(columns=["model"])))
     write_text(out["summary"], text)
     return per_pair
 

@@ -7,6 +7,7 @@ made it; the thresholds used are stored with the tables so a saved comparison ca
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 from deltamut.compare import metrics
+from deltamut.compare.duplicates import output_twins
 from deltamut.compare.stats import compare_latency, mcnemar
-from deltamut.compare.verdicts import Thresholds, grade_images, grade_latency, grade_pair
+from deltamut.compare.verdicts import Thresholds, failed_side, grade_images, grade_latency, grade_pair
 from deltamut.runner.outputs import Outputs, load_outputs
 from deltamut.study import FLOAT64
 
@@ -28,6 +30,28 @@ def _provenance(out: Outputs) -> dict[str, Any]:
     return {"tvm": versions.get("apache-tvm"), "torch": versions.get("torch"),
             "onnxruntime": versions.get("onnxruntime"), "host": m.get("host", {}).get("hostname"),
             "target_str": (m.get("deploy") or {}).get("target")}
+
+
+def _schedule(out: Outputs) -> tuple[str, list[str]]:
+    """How a TVM build was scheduled (its deploy record): the rule, and the kernels the rules left unscheduled."""
+    record = (out.meta.get("deploy") or {}).get("schedule") or {}
+    return str(record.get("rule", "")), sorted(record.get("fallbacks", {}))
+
+
+def latency_caveat(a: Outputs, b: Outputs) -> str:
+    """Why a latency verdict between two builds may not be about what differs between them: their kernels
+    were not scheduled alike (a kernel the CPU rules could not schedule runs 10-100x slower)."""
+    (rule_a, fall_a), (rule_b, fall_b) = _schedule(a), _schedule(b)
+    if not rule_a or not rule_b:
+        return ""
+    if rule_a != rule_b:
+        return f"schedules differ: {rule_a} vs {rule_b}"
+    if fall_a != fall_b:
+        only_a, only_b = sorted(set(fall_a) - set(fall_b)), sorted(set(fall_b) - set(fall_a))
+        parts = [f"{side} left {len(k)} kernel(s) unscheduled ({', '.join(k[:3])}{', ...' if len(k) > 3 else ''})"
+                 for side, k in (("a", only_a), ("b", only_b)) if k]
+        return "schedules differ: " + "; ".join(parts)
+    return ""
 
 
 def _usable(out: Outputs, width: int) -> np.ndarray | None:
@@ -47,11 +71,10 @@ def _check_outputs(model: str, vid: str, out: Outputs) -> None:
                              f"{n} images")
 
 
-def _spread(out: Outputs) -> np.ndarray:
-    """Per image, how far the backend's own runs moved the logits: inf where they ended differently."""
-    repeat = np.nan_to_num(np.asarray(out.repeat_spread, np.float64), nan=0.0)
-    rerun = np.nan_to_num(np.asarray(out.rerun_spread, np.float64), nan=0.0, posinf=np.inf)
-    return np.fmax(repeat, rerun)
+def _pair_side(side: np.ndarray) -> str:
+    """Which side failed on some image of a pair: "a", "b", "both" (each failed somewhere) or ""."""
+    fa, fb = bool(np.isin(side, ["a", "both"]).any()), bool(np.isin(side, ["b", "both"]).any())
+    return "both" if fa and fb else "a" if fa else "b" if fb else ""
 
 
 def _nanmean(values: pd.Series) -> float:
@@ -64,7 +87,7 @@ def _against_float64(a: Outputs, b: Outputs, la: np.ndarray | None, lb: np.ndarr
     n = len(a.ids)
     out = {}
     for side, out_, logits in (("a", a, la), ("b", b, lb)):
-        ok = out_.status == "ok"
+        ok = out_.observed_status == "ok"
         if logits is None or float64 is None or float64.shape != (n, width):
             out[f"rmse_vs_float64_{side}"] = np.full(n, np.nan)
         else:
@@ -74,7 +97,8 @@ def _against_float64(a: Outputs, b: Outputs, la: np.ndarray | None, lb: np.ndarr
 
 def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Outputs, labels: np.ndarray,
                  coords: dict[str, dict[str, str]], thresholds: Thresholds, float64: np.ndarray | None = None,
-                 floor: np.ndarray | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+                 floor: np.ndarray | None = None,
+                 baseline_noise: np.ndarray | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The per-image rows and the summary row of one pair (`a` judged against baseline `b`).
 
     `float64`: the model's logits computed in float64 (N, C), against which each side's RMSE is given.
@@ -88,8 +112,14 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
     is `within_noise`, never a finding, while a change far beyond it still is (a mutant whose out-of-bounds
     read jitters its logits by 0.2 but moves them by 7 and flips labels is killed, not excused). The pair
     row counts such images in `nondeterministic_images`, so the flag stays visible beside any finding.
-    Failures (crash, nan, ...) keep their verdict: the status is the main run's, and a crash, even an
-    intermittent one, is an observed failure.
+    Failures: each side's status is what it was observed to do in any run, main run or rerun
+    (`Outputs.observed_status`); an intermittent failure is a failure of that side, flagged `intermittent_*`.
+    Where the baseline `b` failed the image is `not_comparable` (counted, excluded from the pair's grade), so
+    a variant is never credited with its baseline's failures; `failed_side` names who failed.
+
+    `baseline_noise`: per image, a further tolerance that the pair's own kind calls for: for a mutant on two
+    devices, how far the original itself moves between those devices, so that only divergence beyond the
+    original's cross-device noise is a finding.
     """
     _check_outputs(model, a_id, a)
     _check_outputs(model, b_id, b)
@@ -101,15 +131,18 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
     width = max(a.logits.shape[1], b.logits.shape[1])
     la, lb = _usable(a, width), _usable(b, width)
     for vid, out, usable in ((a_id, a, la), (b_id, b, lb)):
-        if usable is None and (out.status == "ok").any():
+        if usable is None and (out.observed_status == "ok").any():
             raise ValueError(f"{model}: result {vid} has images with status ok but logits of shape "
                              f"{out.logits.shape}, while the pair needs {width} classes ({a_id}: "
                              f"{a.logits.shape}, {b_id}: {b.logits.shape})")
     # Each side's measured run-to-run spread widens its images' tolerance (see docstring).
     flaky = a.nondeterministic | b.nondeterministic
-    noise = _spread(a) + _spread(b) + (0.0 if floor is None else np.nan_to_num(floor, nan=0.0))
-    verdict = grade_images(la, lb, a.status, b.status, noise, thresholds)
-    both = (a.status == "ok") & (b.status == "ok") & (la is not None) & (lb is not None)
+    status_a, status_b = a.observed_status, b.observed_status
+    noise = a.spread + b.spread + sum(np.nan_to_num(np.asarray(v, np.float64), nan=0.0, posinf=0.0)
+                                          for v in (floor, baseline_noise) if v is not None)
+    verdict = grade_images(la, lb, status_a, status_b, noise, thresholds)
+    side = failed_side(status_a, status_b)
+    both = (status_a == "ok") & (status_b == "ok") & (la is not None) & (lb is not None)
     n = len(a.ids)
     nan = np.full(n, np.nan)
 
@@ -119,14 +152,15 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
         values = fn(la, lb, **kw).astype(np.float64)
         return np.where(both, values, np.nan)
 
-    top1_a = np.where(a.status == "ok", la.argmax(1), -1) if la is not None else np.full(n, -1)
-    top1_b = np.where(b.status == "ok", lb.argmax(1), -1) if lb is not None else np.full(n, -1)
+    top1_a = np.where(status_a == "ok", la.argmax(1), -1) if la is not None else np.full(n, -1)
+    top1_b = np.where(status_b == "ok", lb.argmax(1), -1) if lb is not None else np.full(n, -1)
     lat_a, lat_b = a.median_latency_ms(), b.median_latency_ms()
     rows = pd.DataFrame({
         "model": model, "kind": kind, "a": a_id, "b": b_id,
         **{f"{c}_a": coords[a_id].get(c, "") for c in COORDS},
         **{f"{c}_b": coords[b_id].get(c, "") for c in COORDS},
-        "image": a.ids, "label": labels, "status_a": a.status, "status_b": b.status,
+        "image": a.ids, "label": labels, "status_a": status_a, "status_b": status_b,
+        "intermittent_a": a.intermittent, "intermittent_b": b.intermittent, "failed_side": side,
         "top1_a": top1_a, "top1_b": top1_b,
         "top1_agree": np.where(both, top1_a == top1_b, False),
         f"top{thresholds.topk}_jaccard": metric(metrics.topk_jaccard, k=thresholds.topk),
@@ -151,8 +185,12 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
         "model": model, "kind": kind, "a": a_id, "b": b_id,
         **{f"{c}_a": coords[a_id].get(c, "") for c in COORDS},
         **{f"{c}_b": coords[b_id].get(c, "") for c in COORDS},
-        "n_images": n, "n_ok_a": int((a.status == "ok").sum()), "n_ok_b": int((b.status == "ok").sum()),
+        "n_images": n, "n_ok_a": int((status_a == "ok").sum()), "n_ok_b": int((status_b == "ok").sum()),
         "n_compared": n_both,
+        # who failed where: a's own failures are findings about a, b's make those images not comparable
+        "n_failed_a": int(np.isin(side, ["a", "both"]).sum()), "n_failed_b": int(np.isin(side, ["b", "both"]).sum()),
+        "n_intermittent_a": int(a.intermittent.sum()), "n_intermittent_b": int(b.intermittent.sum()),
+        "failed_side": _pair_side(side),
         "top1_disagreement_pct": 100.0 * float((~rows["top1_agree"][both]).sum()) / n_both if n_both else np.nan,
         f"top{thresholds.topk}_jaccard_mean": float(np.nanmean(rows[f"top{thresholds.topk}_jaccard"]))
         if n_both else np.nan,
@@ -168,6 +206,8 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
         "latency_ratio": lat.ratio, "latency_ci_low": lat.ci_low, "latency_ci_high": lat.ci_high,
         "latency_p": lat.pvalue, "latency_effect": lat.effect_size,
         "latency_verdict": grade_latency(lat, thresholds),
+        "latency_caveat": latency_caveat(a, b),
+        "schedule_fallbacks_a": ", ".join(_schedule(a)[1]), "schedule_fallbacks_b": ", ".join(_schedule(b)[1]),
         "verdict": grade_pair(verdict),
         **{f"n_{v}": int((verdict == v).sum()) for v in sorted(set(verdict))},
         # Where a failing side failed (compile / mutate / deploy / run), for the failure's stage x symptom.
@@ -177,9 +217,30 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
     return rows, summary
 
 
-def compare_model(model: str, variants: dict[str, dict[str, str]], pairs: list[dict[str, str]],
-                  inputs: str | Path, thresholds: dict[str, Any] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """All pairs of one model; each result file is read once."""
+@dataclass
+class ModelComparison:
+    """One model's comparisons: the per-image and per-pair tables, and the mutants whose outputs repeat
+    another mutant's within noise ((opt, device, mutant) -> that mutant; see `compare.duplicates`)."""
+
+    per_image: pd.DataFrame
+    per_pair: pd.DataFrame
+    output_twins: dict[tuple, str]
+
+
+def _cross_noise(a: Outputs, b: Outputs) -> np.ndarray:
+    """Per image, max |a - b| where both ran (0 elsewhere): how far one variant moves between two sides."""
+    ok = (a.observed_status == "ok") & (b.observed_status == "ok")
+    if not ok.any() or a.logits.shape != b.logits.shape:
+        return np.zeros(len(a.ids))
+    with np.errstate(invalid="ignore"):
+        diff = np.nanmax(np.abs(a.logits.astype(np.float64) - b.logits), axis=1, initial=0.0)
+    return np.where(ok & np.isfinite(diff), diff, 0.0)
+
+
+def compare_model(model: str, variants: dict[str, dict[str, str]], pairs: list[dict[str, Any]],
+                  inputs: str | Path, thresholds: dict[str, Any] | None) -> ModelComparison:
+    """All pairs of one model; each result file is read once. A pair may name a `noise` pair of variants whose
+    per-image difference widens its tolerance (a mutant across devices: the original across the same ones)."""
     t = Thresholds.from_dict(thresholds)
     with np.load(inputs) as z:
         labels = z["labels"].astype(np.int64)
@@ -198,8 +259,10 @@ def compare_model(model: str, variants: dict[str, dict[str, str]], pairs: list[d
             floor = np.abs(ref32.logits.astype(np.float64) - float64).max(axis=1)
     per_image, per_pair = [], []
     for p in pairs:
+        extra = _cross_noise(*(get(v) for v in p["noise"])) if p.get("noise") else None
         rows, summary = compare_pair(model, p["kind"], p["a"], p["b"], get(p["a"]), get(p["b"]), labels,
-                                     variants, t, float64=float64, floor=None if p["kind"] == "precision" else floor)
+                                     variants, t, float64=float64, floor=None if p["kind"] == "precision" else floor,
+                                     baseline_noise=extra)
         per_image.append(rows)
         per_pair.append(summary)
     pair_table = pd.DataFrame(per_pair)
@@ -207,4 +270,10 @@ def compare_model(model: str, variants: dict[str, dict[str, str]], pairs: list[d
     pair_table[counts] = pair_table[counts].fillna(0).astype(int)
     for k, v in t.to_dict().items():
         pair_table[f"threshold_{k}"] = v
-    return pd.concat(per_image, ignore_index=True), pair_table
+    groups: dict[tuple, list[tuple[str, str]]] = {}
+    for p in pairs:
+        if p["kind"] == "mutant":
+            c = variants[p["a"]]
+            groups.setdefault((c["opt"], c["device"]), []).append((c["mutant"], p["a"]))
+    twins = output_twins(groups.items(), get, t, floor)
+    return ModelComparison(pd.concat(per_image, ignore_index=True), pair_table, twins)

@@ -26,6 +26,7 @@ __all__ = [
     "LatencyVerdict",
     "Thresholds",
     "Verdict",
+    "failed_side",
     "grade_images",
     "grade_latency",
     "grade_pair",
@@ -78,6 +79,9 @@ class Thresholds:
 class Verdict(StrEnum):
     """Per-image (and per-pair) output verdicts, declared from least to most severe."""
 
+    # Not a grade of the variant: its baseline failed on this image, so there is nothing to judge it against.
+    # Ranked lowest so that any image that could be judged outranks it in a pair's grade.
+    NOT_COMPARABLE = "not_comparable"
     IDENTICAL = "identical"  # bitwise equal outputs
     EQUIVALENT = "equivalent"  # mutant structurally equal to its original: not run, equal by construction
     WITHIN_NOISE = "within_noise"  # differs, but within noise floor + atol + rtol*|b|
@@ -93,7 +97,7 @@ class Verdict(StrEnum):
 
 # Why this order: differences of the output come first, by how much a user of the classifier would notice
 # them (none, rounding, scores, ranking, the answer). Every failure is worse than any wrong answer, from
-# "never ran" to the process dying; a pair is as bad as its worst image.
+# "never ran" to the process dying; a pair is as bad as its worst image that could be judged.
 SEVERITY: tuple[Verdict, ...] = tuple(Verdict)
 _RANK = {v.value: i for i, v in enumerate(SEVERITY)}
 
@@ -137,6 +141,19 @@ def _status_verdicts(status: np.ndarray, n: int, side: str) -> np.ndarray:
     return out
 
 
+def _failed(status: np.ndarray) -> np.ndarray:
+    """Images a side did not run to a usable output: every status but ok and equivalent (a mutant that was
+    not run because it equals another is not a failure)."""
+    status = np.asarray(status).astype(str)
+    return (status != Status.OK.value) & (status != Status.EQUIVALENT.value)
+
+
+def failed_side(status_a: np.ndarray, status_b: np.ndarray) -> np.ndarray:
+    """Per image, which side failed: "a", "b", "both" or "" (neither)."""
+    fa, fb = _failed(status_a), _failed(status_b)
+    return np.select([fa & fb, fa, fb], ["both", "a", "b"], default="").astype(object)
+
+
 def _bitwise_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.dtype == b.dtype and a.dtype.kind == "f":
         unsigned = np.dtype(f"u{a.dtype.itemsize}")
@@ -155,13 +172,17 @@ def grade_images(
     """One verdict per image for side ``a`` against side ``b`` (the reference), as an object array of str.
 
     The first rule that applies wins:
-    1. a status other than "ok" on either side -> that status's verdict (the worse one if both failed);
-    2. an "ok" output holding NaN/inf -> nan;
-    3. the same bits -> identical;
-    4. |a - b| <= noise + atol + rtol * |b| for every class -> within_noise;
-    5. the same top-k classes in the same order -> numeric_drift;
-    6. the same top-1 -> topk_reorder;
-    7. otherwise -> top1_flip.
+    1. the baseline ``b`` failed (crash, timeout, nan, error, skipped) -> not_comparable, whatever ``a`` did:
+       a variant is judged by what it does that its baseline does not, so it is never credited (or blamed)
+       with its baseline's failure;
+    2. a status other than "ok" on side ``a`` -> that status's verdict;
+    3. an "ok" output holding NaN/inf -> nan;
+    4. the same bits -> identical;
+    5. |a - b| <= noise + atol + rtol * |b| for every class -> within_noise;
+    6. the same top-k classes in the same order -> numeric_drift;
+    7. the same top-1 -> topk_reorder;
+    8. otherwise -> top1_flip.
+    The statuses are what each side was observed to do in any of its runs (``Outputs.observed_status``).
     ``noise`` is the per-image (N,) or scalar tolerance from the noise floor (see ``stats.noise_budget``);
     None or NaN means 0. ``a``/``b`` may be None when that side has no outputs at all (every status on
     that side must then be a failure).
@@ -173,10 +194,11 @@ def grade_images(
     verdict_b = _status_verdicts(status_b, n, "b")
 
     out = np.full(n, "", dtype=object)
-    failed = (verdict_a != "") | (verdict_b != "")
-    for i in np.flatnonzero(failed):
-        sides = [v for v in (verdict_a[i], verdict_b[i]) if v]
-        out[i] = max(sides, key=severity)
+    out[verdict_a != ""] = verdict_a[verdict_a != ""]  # a failed, or was not run (equivalent)
+    b_equivalent = (verdict_b == Verdict.EQUIVALENT.value) & (out == "")
+    out[b_equivalent] = Verdict.EQUIVALENT.value
+    out[_failed(status_b)] = Verdict.NOT_COMPARABLE.value  # rule 1 overrides whatever a did
+    failed = out != ""
 
     ok = ~failed
     if not ok.any():
@@ -211,11 +233,12 @@ def grade_images(
 
 
 def grade_pair(image_verdicts: Iterable[str]) -> str:
-    """The worst verdict over a pair's images (``SEVERITY`` order); "skipped" when there are none."""
+    """The worst verdict over a pair's images that could be judged (``SEVERITY`` order): not_comparable only
+    when the baseline failed on every image; "skipped" when there are no images."""
     verdicts = list(image_verdicts)
     if not verdicts:
         return Verdict.SKIPPED.value
-    return str(max(verdicts, key=severity))
+    return str(max(verdicts, key=severity))  # not_comparable ranks below every judged verdict
 
 
 def grade_latency(comparison: LatencyComparison, thresholds: Thresholds | None = None) -> str:

@@ -16,20 +16,23 @@ from deltamut.compiler.targets import is_gpu, make_target
 from deltamut.fsutil import atomic_path
 
 
-def schedule(mod, target, target_spec: dict[str, Any], opt: OptConfig):
-    """Apply the schedules this target and configuration call for."""
+def schedule(mod, target, target_spec: dict[str, Any], opt: OptConfig) -> tuple[Any, dict[str, Any]]:
+    """Apply the schedules this target and configuration call for; return the module and a record of what was
+    scheduled how (`rule`, and per kernel "rules" or "fallback: why" for the CPU rules)."""
     if is_gpu(target_spec):
         from tvm.s_tir import dlight as dl
 
         with target:
             return dl.ApplyDefaultSchedule(
                 dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(), dl.gpu.Fallback()
-            )(mod)
+            )(mod), {"rule": "dlight"}
     if opt.schedule == "rules":
-        from deltamut.compiler.cpu_schedule import schedule_cpu
+        from deltamut.compiler.cpu_schedule import schedule_cpu_with_report
 
-        return schedule_cpu(mod, target)
-    return mod
+        mod, kernels = schedule_cpu_with_report(mod, target)
+        fallbacks = {k: v.removeprefix("fallback: ") for k, v in kernels.items() if v.startswith("fallback")}
+        return mod, {"rule": "rules", "kernels": len(kernels), "fallbacks": fallbacks}
+    return mod, {"rule": "none"}
 
 
 def build_library(mod, target_spec: dict[str, Any], opt: OptConfig, out: str | Path) -> dict[str, Any]:
@@ -39,7 +42,7 @@ def build_library(mod, target_spec: dict[str, Any], opt: OptConfig, out: str | P
     target = make_target(target_spec, opt.llvm)
     started = time.perf_counter()
     with opt.pass_context():
-        mod = schedule(mod, target, target_spec, opt)
+        mod, scheduled = schedule(mod, target, target_spec, opt)
         exe = tvm.compile(mod, target)
     compile_s = time.perf_counter() - started
     kwargs = {}
@@ -49,5 +52,5 @@ def build_library(mod, target_spec: dict[str, Any], opt: OptConfig, out: str | P
         kwargs["fcompile"] = cc.cross_compiler(target_spec["cross_compiler"])
     with atomic_path(out) as tmp:
         exe.export_library(str(tmp), **kwargs)
-    return {"target": str(target), "compile_s": round(compile_s, 3), "export_s":
+    return {"target": str(target), "schedule": scheduled, "compile_s": round(compile_s, 3), "export_s":
             round(time.perf_counter() - started - compile_s, 3)}

@@ -106,31 +106,45 @@ def _params_for(target: Target) -> _Params:
 
 
 def schedule_cpu(mod: tvm.IRModule, target: Target) -> tvm.IRModule:
-    """Schedule every PrimFunc of ``mod`` that the rules fit; mark it ``tirx.is_scheduled``.
+    """Schedule every PrimFunc of ``mod`` that the rules fit (see ``schedule_cpu_with_report``)."""
+    return schedule_cpu_with_report(mod, target)[0]
+
+
+def schedule_cpu_with_report(mod: tvm.IRModule, target: Target) -> tuple[tvm.IRModule, dict[str, str]]:
+    """Schedule every PrimFunc of ``mod`` that the rules fit, mark it ``tirx.is_scheduled``, and say per kernel
+    what happened: "rules", "already scheduled", or "fallback: <why>" for a kernel left unscheduled.
 
     A function whose scheduling raises (an odd shape from a mutated kernel, a block structure the rules do
-    not know) stays as it was, so one kernel never costs the whole module.
+    not know) stays as it was, so one kernel never costs the whole module. An unscheduled kernel runs 10-100x
+    slower, so the report goes into the deploy record: a latency verdict must not blame a mutation for a
+    kernel the rules could not schedule.
     """
     params = _params_for(target)
     constants = _constant_args(mod)
-    updated, prepacked = {}, {}
+    updated, prepacked, report = {}, {}, {}
     for gv, func in mod.functions_items():
-        if not isinstance(func, tirx.PrimFunc) or _is_scheduled(func):
+        if not isinstance(func, tirx.PrimFunc):
+            continue
+        if _is_scheduled(func):
+            report[gv.name_hint] = "already scheduled"
             continue
         try:
             scheduled, packed = schedule_prim_func(func, params, constants.get(gv.name_hint, frozenset()))
         except Exception as err:  # noqa: BLE001 - any schedule error leaves the kernel unscheduled
-            log.info("cpu_schedule: %s left unscheduled: %s", gv.name_hint, (str(err).splitlines() or [""])[0])
+            why = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+            log.warning("cpu_schedule: %s left unscheduled: %s", gv.name_hint, why)
+            report[gv.name_hint] = f"fallback: {why}"
             continue
+        report[gv.name_hint] = "rules"
         updated[gv] = scheduled.with_attr(SCHEDULED_ATTR, True)
         if packed:
             prepacked[gv.name_hint] = packed
     if not updated:
-        return mod
+        return mod, report
     out = tvm.IRModule(dict(mod.functions_items()), attrs=mod.attrs)
     for gv, func in updated.items():
         out[gv] = func
-    return _prepack_constants(out, prepacked) if prepacked else out
+    return (_prepack_constants(out, prepacked) if prepacked else out), report
 
 
 def _is_scheduled(func: tirx.PrimFunc) -> bool:

@@ -10,23 +10,45 @@ from deltamut.fsutil import write_json
 from deltamut.isolation import call_isolated
 
 
-def _graph_worker(onnx: str, opt_name: str, opt_spec: dict, out: str) -> dict:
+def _import_worker(source: str, out: str) -> dict:
     from deltamut.compiler.importer import import_graph
-    from deltamut.compiler.optconfig import OptConfig
-    from deltamut.compiler.passes import optimise_graph
     from deltamut.compiler.serialize import save_module
 
+    save_module(import_graph(source), out)
+    return {}
+
+
+def import_stage(source: str | Path, out: str | Path, timeout_s: float, log: str | Path) -> bool:
+    """ONNX (or a torch.export `.pt2`) -> the graph-level Relax module as the frontend imports it, before any
+    optimisation: what every configuration's graph passes and every graph-level mutant start from. A failure
+    record if it cannot."""
+    res = call_isolated("deltamut.compiler.stage:_import_worker", {"source": str(source), "out": str(out)},
+                        timeout_s, log)
+    if not res.ok:
+        write_failure(out, "compile", res.as_record())
+    return res.ok
+
+
+def _graph_worker(imported: str, opt_name: str, opt_spec: dict, out: str) -> dict:
+    from deltamut.compiler.optconfig import OptConfig
+    from deltamut.compiler.passes import optimise_graph
+    from deltamut.compiler.serialize import load_module, save_module
+
     opt = OptConfig.from_dict(opt_name, opt_spec)
-    save_module(optimise_graph(import_graph(onnx), opt), out)
+    save_module(optimise_graph(load_module(imported), opt), out)
     return {"passes": list(opt.passes)}
 
 
-def compile_stage(onnx: str | Path, opt_name: str, opt_spec: dict[str, Any], out: str | Path,
+def compile_stage(imported: str | Path, opt_name: str, opt_spec: dict[str, Any], out: str | Path,
                   timeout_s: float, log: str | Path) -> bool:
-    """ONNX (or a torch.export `.pt2`) -> graph-level Relax module file under one optimisation; a failure
-    record if it cannot."""
+    """The imported module -> the graph-level Relax module under one optimisation's graph passes; a failure
+    record if it cannot (or if the import failed)."""
+    upstream = read_failure(imported)
+    if upstream is not None:
+        write_failure(out, "compile", {"status": "skipped", "reason": "import failed", "upstream": upstream})
+        return False
     res = call_isolated("deltamut.compiler.stage:_graph_worker",
-                        {"onnx": str(onnx), "opt_name": opt_name, "opt_spec": opt_spec, "out": str(out)},
+                        {"imported": str(imported), "opt_name": opt_name, "opt_spec": opt_spec, "out": str(out)},
                         timeout_s, log)
     if not res.ok:
         write_failure(out, "compile", res.as_record())

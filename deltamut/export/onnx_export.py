@@ -1,8 +1,15 @@
-"""torch -> ONNX with the dynamo exporter, as one self-contained file.
+"""torch -> ONNX with the dynamo exporter, as one self-contained file that keeps the model's layers.
 
 The dynamo exporter is the one whose output TVM imports for every zoo model (the legacy exporter's
 EfficientNet-Lite has dynamic pads that TVM rejects); `external_data=False` keeps weights inside the
 file so it can be cached and copied as one artifact.
+
+Its optimiser (onnxscript's) folds every BatchNormalization into the Conv before it. That is an
+optimisation, and optimisations are what deltamut tests: the ONNX here keeps the layers as the model
+defines them, batch norm included, so that MutateNN's batch-norm operators find their layers (MutateNN
+mutated the graph as the frontend imported it) and folding batch norm is left to the compiler
+configuration that asks for it. Everything else the optimiser does (constant folding, Clip from Min/Max,
+pads into convs, no-op removal) still runs: the same rules minus the three that fuse batch norm.
 """
 
 from __future__ import annotations
@@ -32,6 +39,23 @@ def check_onnx(path: str | Path):
     return model
 
 
+def _optimise_keeping_layers(model) -> None:
+    """onnxscript's optimisation loop (constant folding, rewrite rules, dead-node removal, twice, as
+    `optimize_ir` does) with its default rewrite rules except those that fuse BatchNormalization."""
+    import onnxscript.optimizer as optimizer
+    import onnxscript.rewriter as rewriter
+    from onnxscript.rewriter.rules import common
+
+    fusions = (common.fuse_batchnorm_into_conv_rule, common.fuse_batchnorm_into_conv_transpose_rule,
+               common.fuse_batchnorm_into_gemm_rule)
+    # the default rule list has no public name in onnxscript 0.7.2 (pinned); its members do
+    rules = [r for r in rewriter._DEFAULT_REWRITE_RULES if r not in fusions]
+    for _ in range(2):
+        optimizer.fold_constants(model)
+        rewriter.rewrite(model, pattern_rewrite_rules=rules)
+        optimizer.remove_unused_nodes(model)
+
+
 def export_model(info, out: str | Path, opset: int = 18, exporter: str = "dynamo") -> dict:
     """Write `info`'s model to `out` as ONNX and return what was done (for provenance).
 
@@ -46,17 +70,14 @@ def export_model(info, out: str | Path, opset: int = 18, exporter: str = "dynamo
             shutil.copyfile(info.onnx_path, tmp)
         return {"exporter": "copy", "source": str(info.onnx_path)}
     x = torch.zeros(info.input_shape, dtype=torch.float32)
+    names = {"opset_version": opset, "input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME]}
     with atomic_path(out) as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            info.module.eval(),
-            (x,),
-            str(tmp),
-            dynamo=(exporter == "dynamo"),
-            external_data=False,
-            opset_version=opset,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-        )
+        if exporter == "dynamo":
+            program = torch.onnx.export(info.module.eval(), (x,), dynamo=True, optimize=False, **names)
+            _optimise_keeping_layers(program.model)
+            program.save(str(tmp), external_data=False)
+        else:  # the legacy TorchScript exporter, a DeltaNN conversion: exported as it comes
+            torch.onnx.export(info.module.eval(), (x,), str(tmp), dynamo=False, external_data=False, **names)
         check_onnx(tmp)
     return {"exporter": exporter, "opset": opset}

@@ -19,4 +19,6 @@ ZOO_ARCHS: tuple[str, ...] = (
     "shufflenet_v2",
     "squeezenet1_0",
     "squeezenet1_1",
+    "vit_b_16",
+    "vit_ti_16",
 )

@@ -24,6 +24,7 @@ from deltamut.models import (
     resnet,
     shufflenet,
     squeezenet,
+    vit,
 )
 from deltamut.models.calibration import calibrate_batchnorm
 from deltamut.models.errors import ModelError
@@ -86,6 +87,8 @@ ARCHS: dict[str, Arch] = {
     "shufflenet_v2": Arch(_plain(shufflenet.shufflenet_v2), TORCHVISION, 1),
     "squeezenet1_0": Arch(_plain(squeezenet.squeezenet1_0), TORCHVISION, 21),
     "squeezenet1_1": Arch(_plain(squeezenet.squeezenet1_1), TORCHVISION, 17),
+    "vit_b_16": Arch(lambda size, _spec: vit.vit_b_16(size), TORCHVISION, 16),
+    "vit_ti_16": Arch(lambda size, _spec: vit.vit_ti_16(size), TORCHVISION, 16),
 }
 if set(ARCHS) != set(ZOO_ARCHS):  # the torch-free list that planning checks configs against
     raise ImportError(f"deltamut.models.names.ZOO_ARCHS is out of date: it should list {sorted(ARCHS)}")

@@ -23,7 +23,6 @@ LAYER_OPS = ("relax.nn.conv1d", "relax.nn.conv2d", "relax.nn.conv3d", "relax.mat
 
 ACTIVATION_OPS = (
     "relax.nn.relu",
-    "relax.nn.relu6",
     "relax.nn.leakyrelu",
     "relax.nn.gelu",
     "relax.nn.gelu_tanh",

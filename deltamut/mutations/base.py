@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any, ClassVar
 
 CATEGORIES = (
@@ -23,8 +25,24 @@ CATEGORIES = (
 )
 LEVELS = ("graph", "kernel", "model", "input", "none")
 
-# Keys of a catalog entry that describe it rather than parameterise the operator.
-META_KEYS = frozenset({"operator", "sites", "seed", "category", "level", "description", "group"})
+# Keys of a catalog entry that describe it rather than parameterise the operator, with their JSON schema.
+_RANGE = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2, "maxItems": 2}
+META_SCHEMA: dict[str, Any] = {
+    "operator": {"type": "string"},
+    # "all"; "each" (one mutant per candidate site); [[start, end], ...]; {sample: N, seed: S} (N sites drawn)
+    "sites": {"anyOf": [{"enum": ["all", "each"]}, {"type": "array", "items": _RANGE, "minItems": 1},
+                        {"type": "object", "properties": {"sample": {"type": "integer", "minimum": 1},
+                                                          "seed": {"type": "integer"}},
+                         "required": ["sample"], "additionalProperties": False}]},
+    "seed": {"type": "integer"},
+    "category": {"type": "string"},
+    "level": {"type": "string"},
+    "description": {"type": "string"},
+    "group": {"type": "string"},
+}
+META_KEYS = frozenset(META_SCHEMA)
+# A parameter that names Relax ops: one name or a list of them
+OP_NAMES = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
 
 _TEXT_LIMIT = 400
 
@@ -112,6 +130,10 @@ class Operator:
     level: ClassVar[str]
     description: ClassVar[str]
     params: ClassVar[dict[str, Any]] = {}
+    # JSON schema of parameters whose type the default does not tell (an op name that may also be a list)
+    param_schema: ClassVar[dict[str, Any]] = {}
+    # Parameters that name Relax ops, checked against TVM's op registry when the study is planned
+    op_params: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, spec: dict[str, Any]) -> None:
         unknown = set(spec) - META_KEYS - set(self.params)
@@ -154,6 +176,84 @@ def get_operator(spec: dict[str, Any]) -> Operator:
     if name not in OPERATORS:
         raise MutationSpecError(f"unknown mutation operator {name!r}; known: {sorted(OPERATORS)}")
     return OPERATORS[name](spec)
+
+
+def _schema_of(default: Any) -> dict[str, Any]:
+    """The JSON schema a parameter's default implies: a number stays a number, a list a list of its kind."""
+    if isinstance(default, bool):
+        return {"type": "boolean"}
+    if isinstance(default, int):
+        return {"type": "integer"}
+    if isinstance(default, float):
+        return {"type": "number"}
+    if isinstance(default, str):
+        return {"type": "string"}
+    if isinstance(default, list | tuple):
+        return {"type": "array", "items": _schema_of(default[0]) if default else {}}
+    return {}
+
+
+def spec_schema(cls: type[Operator]) -> dict[str, Any]:
+    """The JSON schema of a catalog entry for operator `cls`: the meta keys and its declared parameters."""
+    props = {**META_SCHEMA, **{k: cls.param_schema.get(k, _schema_of(v)) for k, v in cls.params.items()}}
+    return {"type": "object", "properties": props, "required": ["operator"], "additionalProperties": False}
+
+
+@cache
+def relax_op_names() -> frozenset[str]:
+    """The Relax ops TVM 0.27 registers (relax_ops.txt, checked against the installed TVM by a test), and the
+    pseudo-op of the relu6 kernel pair."""
+    lines = (Path(__file__).with_name("relax_ops.txt")).read_text().splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#")) | {"pattern.relu6"}
+
+
+def check_spec(spec: Any) -> None:
+    """Validate one catalog entry without importing TVM; raise MutationSpecError("<key>: what is wrong").
+
+    Checks, in order: the operator exists; every key is a meta key or a declared parameter of it, of the
+    declared type (jsonschema); `level:` and `category:`, where given, are the operator's; every op name is one
+    TVM registers; and the operator's own value checks (`Operator.validate`) pass.
+    """
+    from deltamut.schemacheck import describe, error_path, first_error
+
+    if not isinstance(spec, dict):
+        raise MutationSpecError(f"(entry): expected a mapping with an `operator:`, got {spec!r}")
+    name = spec.get("operator")
+    if name not in OPERATORS:
+        raise MutationSpecError(f"operator: unknown mutation operator {name!r}; known: {', '.join(sorted(OPERATORS))}")
+    cls = OPERATORS[name]
+    err = first_error(spec, spec_schema(cls))
+    if err is not None:
+        where = error_path(err)
+        if err.validator == "additionalProperties":
+            unknown = sorted(k for k in spec if k not in META_SCHEMA and k not in cls.params)
+            where = unknown[0] if unknown else where
+        raise MutationSpecError(f"{where}: {describe(err)} (operator {name}; its parameters: "
+                                f"{', '.join(sorted(cls.params)) or 'none'})")
+    if "level" in spec and spec["level"] != cls.level:
+        raise MutationSpecError(f"level: {spec['level']!r} disagrees with operator {name}, whose level is "
+                                f"{cls.level!r}")
+    if "category" in spec and spec["category"] != cls.category_for(spec):
+        raise MutationSpecError(f"category: {spec['category']!r} disagrees with operator {name}, whose category "
+                                f"here is {cls.category_for(spec)!r}")
+    known = relax_op_names()
+    for key in cls.op_params:
+        value = spec.get(key, cls.params.get(key))
+        unknown = [v for v in ([value] if isinstance(value, str) else value) if v not in known]
+        if unknown:
+            raise MutationSpecError(f"{key}: unknown op(s) {unknown}: TVM 0.27 registers no such Relax op "
+                                    f"(names look like relax.nn.conv2d, relax.add)")
+    sites = spec.get("sites")
+    try:  # a sweep (`each`, `sample`) is expanded into one-site mutants by the study; the operator sees those
+        cls({**spec, "sites": "all"} if sites == "each" or isinstance(sites, dict) else spec)
+    except MutationSpecError as exc:
+        raise MutationSpecError(f"{_culprit(str(exc), spec, cls)}: {exc}") from None
+
+
+def _culprit(message: str, spec: dict[str, Any], cls: type[Operator]) -> str:
+    """The parameter an operator's own check complains about, for the error's key."""
+    named = [k for k in cls.params if k in spec and k in message]
+    return named[0] if named else "sites" if "site" in message else "(parameters)"
 
 
 def operator_info(name: str) -> dict[str, Any]:

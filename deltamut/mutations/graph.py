@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import MutationSpecError, Operator, Report, register
+from .base import OP_NAMES, MutationSpecError, Operator, Report, register
 
 # Binary arithmetic ops: replacing one by another is an "Arithmetic Node Replacement"; anything else
 # replace_op touches (activations) is a "Layer Node Replacement".
@@ -41,7 +41,6 @@ UNARY_OPS = frozenset(
         "relax.cos",
         "relax.square",
         "relax.nn.relu",
-        "relax.nn.relu6",
         "relax.nn.gelu",
         "relax.nn.gelu_tanh",
         "relax.nn.silu",
@@ -78,6 +77,9 @@ class TransposeInput(Operator):
         "weights) of input `input` of every matching op; shapes stay valid, the data order does not."
     )
     params = {"ops": ["relax.nn.conv2d"], "input": 0, "axes": [-2, -1]}
+    param_schema = {"ops": OP_NAMES, "input": {"type": "integer", "minimum": 0},
+                    "axes": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}}
+    op_params = ("ops",)
 
     def validate(self) -> None:
         axes = self.p["axes"]
@@ -138,6 +140,9 @@ class InsertUnary(Operator):
         "every matching op."
     )
     params = {"ops": ["relax.nn.conv2d"], "unary": "relax.exp", "position": "before", "input": 0}
+    param_schema = {"ops": OP_NAMES, "position": {"enum": ["before", "after"]},
+                    "input": {"type": "integer", "minimum": 0}}
+    op_params = ("ops", "unary")
 
     def validate(self) -> None:
         if self.p["position"] not in ("before", "after"):
@@ -196,6 +201,8 @@ class ReplaceOp(Operator):
         "ONNX Clip(0, 6) becomes in Relax."
     )
     params = {"from": "relax.nn.relu", "to": "relax.sigmoid"}
+    param_schema = {"from": OP_NAMES}
+    op_params = ("from", "to")
 
     @classmethod
     def category_for(cls, spec: dict[str, Any]) -> str:

@@ -119,6 +119,7 @@ class CmpSwap(Operator):
         "these mutants isolated."
     )
     params = {"from": "<", "to": "<="}
+    param_schema = {"from": {"enum": list(CMP_OPS)}, "to": {"enum": list(CMP_OPS)}}
 
     def validate(self) -> None:
         if self.p["from"] not in CMP_OPS or self.p["to"] not in CMP_OPS or self.p["from"] == self.p["to"]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import MutationSpecError, Operator, Report, register
+from .base import OP_NAMES, MutationSpecError, Operator, Report, register
 
 
 def _fraction(op: Operator, key: str = "fraction") -> None:
@@ -122,7 +122,6 @@ class _ActivationOperator(Operator):
     params = {
         "ops": [
             "relax.nn.relu",
-            "relax.nn.relu6",
             "pattern.relu6",
             "relax.nn.silu",
             "relax.nn.gelu",
@@ -132,6 +131,8 @@ class _ActivationOperator(Operator):
             "relax.tanh",
         ]
     }
+    param_schema = {"ops": OP_NAMES}
+    op_params = ("ops",)
 
     def replacement(self, R: Any, m: Any, x: Any, call: Any) -> Any:  # pragma: no cover
         raise NotImplementedError
@@ -190,6 +191,8 @@ class LayerDeactivation(Operator):
         "change the shape cannot be skipped and are no candidates. A separate bias add stays."
     )
     params = {"ops": ["relax.nn.conv2d", "relax.matmul"]}
+    param_schema = {"ops": OP_NAMES}
+    op_params = ("ops",)
 
     def apply(self, module: Any) -> tuple[Any, Report]:
         from . import _relax as R

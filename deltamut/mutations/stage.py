@@ -19,16 +19,19 @@ from deltamut.isolation import call_isolated
 
 
 def _mutate_worker(graph: str, spec: dict, opt_name: str, lowering: dict, out_module: str, out_ir: str,
-                   original_module: str | None) -> dict:
+                   original_module: str | None, imported: str | None = None, graph_passes: dict | None = None) -> dict:
     import tvm_ffi
 
     from deltamut.compiler.optconfig import OptConfig
-    from deltamut.compiler.passes import lower
+    from deltamut.compiler.passes import lower, optimise_graph
     from deltamut.compiler.serialize import load_module, save_module
 
-    opt = OptConfig.from_dict(opt_name, lowering)
+    opt = OptConfig.from_dict(opt_name, {**(graph_passes or {}), **lowering})
     started = time.perf_counter()
-    graph_mod = load_module(graph)
+    # Graph- and model-level operators act on the graph as the frontend imported it, before the configuration's
+    # graph passes (which then run on the mutant), as MutateNN's did: a pass such as DecomposeOpsForInference
+    # would otherwise have removed the batch-norm layers they name.
+    graph_mod = load_module(imported if imported else graph)
 
     @functools.cache
     def original():
@@ -44,9 +47,9 @@ def _mutate_worker(graph: str, spec: dict, opt_name: str, lowering: dict, out_mo
         def lower_once(mod):
             # Kernel-level operators mutate the lowered *unmutated* graph: that is the original's module,
             # which the original's job already lowered and saved; loading it skips a second lowering.
-            if mod is graph_mod and original_module is not None:
+            if mod is graph_mod and original_module is not None and imported is None:
                 return original()
-            return lower(mod, opt)
+            return lower(optimise_graph(mod, opt) if imported else mod, opt)
 
         m = mutate(graph_mod, spec, lower_once)
         module, manifest = m.module, dict(m.manifest)
@@ -63,8 +66,11 @@ def _mutate_worker(graph: str, spec: dict, opt_name: str, lowering: dict, out_mo
 
 def mutate_stage(graph: str | Path, mutant: str, spec: dict[str, Any], opt_name: str, lowering: dict[str, Any],
                  out_module: str | Path, out_ir: str | Path, out_diff: str | Path, out_manifest: str | Path,
-                 original: dict[str, str] | None, timeout_s: float, log: str | Path) -> dict[str, Any]:
-    """`original` holds the paths of the original's `module` and `ir` (None for the original itself)."""
+                 original: dict[str, str] | None, timeout_s: float, log: str | Path,
+                 imported: str | Path | None = None, graph_passes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`original` holds the paths of the original's `module` and `ir` (None for the original itself).
+    `imported` and `graph_passes`: for graph- and model-level operators, the module as imported and the
+    configuration's graph passes, which run after the mutation."""
     base = {"mutant": mutant, "spec": spec, "opt": opt_name}
     upstream = read_failure(graph)
     if upstream is not None:
@@ -73,7 +79,9 @@ def mutate_stage(graph: str | Path, mutant: str, spec: dict[str, Any], opt_name:
         res = call_isolated("deltamut.mutations.stage:_mutate_worker",
                             {"graph": str(graph), "spec": spec, "opt_name": opt_name, "lowering": lowering,
                              "out_module": str(out_module), "out_ir": str(out_ir),
-                             "original_module": original["module"] if original else None}, timeout_s, log)
+                             "original_module": original["module"] if original else None,
+                             "imported": str(imported) if imported else None, "graph_passes": graph_passes},
+                            timeout_s, log)
         manifest = {**base, **res.value} if res.ok else {**base, "stage": "mutate", **res.as_record()}
     if manifest["status"] in ("ok", "equivalent"):
         before = Path(original["ir"]).read_text() if original else ""

@@ -16,8 +16,10 @@ from deltamut.fsutil import atomic_path  # noqa: E402
 
 DPI = 100
 # Okabe-Ito colours: told apart by colour-blind readers and in greyscale print.
-STATUS_COLOURS = {"killed": "#D55E00", "survived": "#56B4E9", "equivalent": "#BBBBBB", "crashed": "#000000"}
-FAILED_VERDICTS = frozenset({"crash", "timeout", "error", "nan", "skipped"})
+STATUS_COLOURS = {"killed": "#D55E00", "crashed": "#000000", "survived": "#56B4E9", "equivalent": "#BBBBBB",
+                  "duplicate": "#E4E4E4", "not_comparable": "#F0E442", "stillborn": "#CC79A7", "tool_error": "#E69F00"}
+# Verdicts written in a cell instead of a number: a failure of the variant, or of its baseline (not comparable)
+FAILED_VERDICTS = frozenset({"crash", "timeout", "error", "nan", "skipped", "not_comparable"})
 ORIGINAL = "original"
 
 

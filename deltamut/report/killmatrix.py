@@ -12,26 +12,31 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.patches import Patch, Rectangle
 
+from deltamut.compare.killmatrix import DETECTED, SCORED
 from deltamut.report.common import STATUS_COLOURS, add_note, new_figure, note_figure, save_figure, shorten
 
 TITLE = "Kill matrix of mutants"
 
 
+_SHORT = {"equivalent": "equiv.", "crashed": "crash", "duplicate": "dup.", "not_comparable": "n/c",
+          "stillborn": "no build", "tool_error": "tool err."}
+
+
 def _cell_text(status: str, pct: object) -> str:
-    if status == "equivalent":
-        return "equiv."
-    if status == "crashed":
-        return "crash"
+    if status in _SHORT:
+        return _SHORT[status]
     if pct is None or pd.isna(pct):
         return status or "?"
     return f"{float(pct):.0f}%"
 
 
-def _score(statuses: pd.Series) -> str:
-    live = statuses[statuses != "equivalent"]
-    if live.empty:
+def _score(column: pd.DataFrame) -> str:
+    """Detected / scored mutants of one column, each duplicate counted once (compare.killmatrix)."""
+    once = column[column["duplicate_of"].isna()] if "duplicate_of" in column else column
+    scored = once["status"].isin(SCORED)
+    if not scored.any():
         return "score –"
-    return f"score {statuses.isin(['killed', 'crashed']).sum() / len(live):.2f}"
+    return f"score {once['status'].isin(DETECTED).sum() / scored.sum():.2f}"
 
 
 def _row_label(row: pd.Series) -> str:
@@ -63,7 +68,7 @@ def kill_matrix_plot(kill: pd.DataFrame, path: str | Path, model: str = "") -> P
         text_colour = "white" if status in ("crashed", "killed") else "black"
         ax.text(x, y, _cell_text(status, row.get("top1_changed_pct")), ha="center", va="center", fontsize=8,
                 color=text_colour)
-    scores = [_score(kill.loc[kill["column"] == c, "status"].astype(str)) for c in columns]
+    scores = [_score(kill[kill["column"] == c]) for c in columns]
     ax.set_xlim(-0.5, n_cols - 0.5)
     ax.set_ylim(n_rows - 0.5, -0.5)
     ax.set_xticks(range(n_cols), [f"{c}\n{s}" for c, s in zip(columns, scores, strict=True)], fontsize=8)
@@ -77,8 +82,9 @@ def kill_matrix_plot(kill: pd.DataFrame, path: str | Path, model: str = "") -> P
     ax.legend(handles=[Patch(facecolor=STATUS_COLOURS[s], edgecolor="#888888", label=s) for s in present],
               loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     missing = n_rows * n_cols - len(kill.drop_duplicates(["mutant", "column"]))
-    notes = ["Cell text: images whose top-1 label changed against the original (%); score = (killed + crashed)"
-             " / non-equivalent mutants."]
+    notes = ["Cell text: images whose top-1 label changed against the original (%), on the images where the "
+             "original ran; score = (killed + crashed) / (killed + crashed + survived), each duplicate counted once; "
+             "n/c: the original failed on every image."]
     if missing:
         notes.append(f"{missing} empty cell(s): the mutant is not built under that optimisation.")
     unknown = sorted(set(kill["status"].astype(str)) - set(STATUS_COLOURS))

@@ -14,6 +14,9 @@ from typing import Any
 import numpy as np
 
 from deltamut.fsutil import write_npz
+from deltamut.outcome import FAILED, Status
+
+_FAILED = np.array(sorted(s.value for s in FAILED))
 
 
 @dataclass
@@ -27,23 +30,59 @@ class Outputs:
     # (N,) max |logit difference| between repeats of the same image: 0 for a deterministic backend,
     # NaN where an image was not repeated (or never ran).
     repeat_spread: np.ndarray | None = None
-    # (N,) max |logit difference| between the main run and each rerun in a fresh process (RunSettings.reruns):
-    # inf where the runs ended differently (one crashed, the other did not), NaN where no rerun could be
-    # compared (not rerun, or no logits in both runs). Separate from repeat_spread because it catches what
-    # one process cannot see: a fresh library load, thread-pool start or uninitialised memory.
+    # (N,) max |logit difference| between the main run and each rerun in a fresh process (RunSettings.reruns)
+    # where both returned logits; NaN where no rerun could be compared (not rerun, or a run failed). Separate
+    # from repeat_spread because it catches what one process cannot see: a fresh library load, thread-pool
+    # start or uninitialised memory. It is always finite: a run that failed is a status, not a distance.
     rerun_spread: np.ndarray | None = None
+    # (N, K) status of each image in each of the K reruns ("" where the image was not rerun).
+    rerun_status: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        n = len(self.ids)
         if self.repeat_spread is None:
-            self.repeat_spread = np.full(len(self.ids), np.nan)
+            self.repeat_spread = np.full(n, np.nan)
         if self.rerun_spread is None:
-            self.rerun_spread = np.full(len(self.ids), np.nan)
+            self.rerun_spread = np.full(n, np.nan)
+        if self.rerun_status is None:
+            self.rerun_status = np.full((n, 0), "", dtype=object)
+        rerun = np.asarray(self.rerun_status, dtype=str)
+        self.rerun_status = rerun.reshape(n, rerun.size // n if n else 0)
+
+    @property
+    def observed_status(self) -> np.ndarray:
+        """Per image, the status a comparison must see: the main run's, unless the main run was ok and a rerun
+        failed (crash, timeout, NaN, error), in which case that failure. A failure seen in any run is a failure
+        of this side, never a spread of its outputs."""
+        status = np.asarray(self.status).astype(str).copy()
+        for k in range(self.rerun_status.shape[1]):
+            rerun = self.rerun_status[:, k]
+            hit = (status == Status.OK.value) & np.isin(rerun, _FAILED)
+            status[hit] = rerun[hit]
+        return status
+
+    @property
+    def intermittent(self) -> np.ndarray:
+        """Images whose status differed between the main run and a rerun (a crash in one process only)."""
+        status = np.asarray(self.status).astype(str)
+        rerun = self.rerun_status
+        return ((rerun != "") & (rerun != status[:, None])).any(axis=1)
+
+    @property
+    def spread(self) -> np.ndarray:
+        """Per image, how far this backend's own runs moved the logits (the larger of repeat and rerun spread),
+        0 where nothing was measured. Always finite: a run that failed is an observed status, never a
+        tolerance that would excuse any difference."""
+        spreads = [np.asarray(self.repeat_spread, np.float64), np.asarray(self.rerun_spread, np.float64)]
+        return np.fmax(*[np.where(np.isfinite(v), v, 0.0) for v in spreads])
 
     @property
     def nondeterministic(self) -> np.ndarray:
-        """Images whose repeats or reruns disagreed: flaky outputs, flagged before any discrepancy is reported."""
+        """Images whose repeats or reruns disagreed, in outputs or in status: flagged before any discrepancy is
+        reported."""
         repeat = np.nan_to_num(np.asarray(self.repeat_spread, dtype=np.float64), nan=0.0) > 0
-        return repeat | (np.nan_to_num(np.asarray(self.rerun_spread, dtype=np.float64), nan=0.0) > 0)
+        rerun = np.nan_to_num(np.asarray(self.rerun_spread, dtype=np.float64), nan=0.0, posinf=0.0) > 0
+        return repeat | rerun | self.intermittent
 
     @property
     def top5(self) -> np.ndarray:
@@ -70,20 +109,40 @@ def save_outputs(path: str | Path, out: Outputs) -> None:
         top5=out.top5.astype(np.int64),
         repeat_spread=np.asarray(out.repeat_spread, dtype=np.float64),
         rerun_spread=np.asarray(out.rerun_spread, dtype=np.float64),
+        rerun_status=np.asarray(out.rerun_status).astype(str),
         meta=np.array(json.dumps(out.meta, sort_keys=True, default=str)),
     )
 
 
+def _rerun_status_from_meta(meta: dict[str, Any], status: np.ndarray) -> np.ndarray | None:
+    """Rerun statuses of a file written before they were stored: every rerun ended like the main run but for
+    the disagreements that `meta["reruns"]` lists."""
+    reruns = meta.get("reruns") or {}
+    k = int(reruns.get("runs", 1)) - 1
+    if k < 1:
+        return None
+    out = np.repeat(np.asarray(status).astype(str)[:, None], k, axis=1).astype(object)
+    for d in reruns.get("disagreements", []):
+        out[int(d["index"]), int(d["rerun"]) - 1] = d["rerun_status"]
+    return out
+
+
 def load_outputs(path: str | Path) -> Outputs:
     with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        # Files written before reruns existed lack the spread: no rerun was compared. Older files marked runs that
+        # ended differently with an infinite spread; their statuses now say so instead.
+        spread = np.asarray(z["rerun_spread"], np.float64) if "rerun_spread" in z.files else None
+        if spread is not None:
+            spread = np.where(np.isinf(spread), np.nan, spread)
         return Outputs(
             ids=z["ids"],
             logits=z["logits"],
             latency_ms=z["latency_ms"],
             status=z["status"],
             error=z["error"],
-            meta=json.loads(str(z["meta"])),
+            meta=meta,
             repeat_spread=z["repeat_spread"] if "repeat_spread" in z.files else None,
-            # Files written before reruns existed lack the field: no rerun was compared.
-            rerun_spread=z["rerun_spread"] if "rerun_spread" in z.files else None,
+            rerun_spread=spread,
+            rerun_status=z["rerun_status"] if "rerun_status" in z.files else _rerun_status_from_meta(meta, z["status"]),
         )

@@ -295,23 +295,24 @@ def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a[both].astype(np.float64) - b[both]), initial=0.0))
 
 
-def _rerun_spread(main: _Pass, reruns: list[_Pass], ids: np.ndarray) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """Per image, the largest difference between the main run and any rerun, and the runs that ended
-    differently (inf spread): an image that crashes in one process and not in another is nondeterministic."""
+def _rerun_spread(main: _Pass, reruns: list[_Pass], ids: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                            list[dict[str, Any]]]:
+    """Per image, the largest logit difference between the main run and any rerun where both returned logits;
+    each rerun's status ("" where not rerun); and the runs that ended differently. A run that crashed in one
+    process and not in another is a status disagreement, recorded as such: its spread stays undefined (NaN),
+    never an infinite tolerance that would excuse any difference."""
     spread = np.full(len(ids), np.nan)
+    statuses = np.full((len(ids), len(reruns)), "", dtype=object)
     disagreements: list[dict[str, Any]] = []
     for k, rerun in enumerate(reruns, start=1):
         for i in np.flatnonzero(main.attempted & rerun.attempted):
+            statuses[i, k - 1] = str(rerun.status[i])
             if main.status[i] != rerun.status[i]:
-                d = float("inf")
                 disagreements.append({"index": int(i), "image": str(ids[i]), "rerun": k, "status": str(main.status[i]),
                                       "rerun_status": str(rerun.status[i]), "rerun_error": str(rerun.error[i])})
             elif i in main.logits and i in rerun.logits:
-                d = _max_abs_diff(main.logits[i], rerun.logits[i])
-            else:  # failed the same way in both: nothing to compare, and no sign of nondeterminism
-                continue
-            spread[i] = np.fmax(spread[i], d)
-    return spread, disagreements
+                spread[i] = np.fmax(spread[i], _max_abs_diff(main.logits[i], rerun.logits[i]))
+    return spread, statuses, disagreements
 
 
 def _table(logits: dict[int, np.ndarray], n: int) -> np.ndarray:
@@ -327,8 +328,9 @@ def run_dataset(backend: dict[str, Any], inputs: str | Path, settings: RunSettin
     """Run every image of `inputs` (an npz with `x` and `ids`) through `backend` in child processes, then
     rerun the images it attempted `settings.reruns - 1` times in fresh processes to flag nondeterminism.
 
-    Status, error, logits and latencies are the main run's; an image whose reruns ended otherwise keeps
-    its status, with the disagreement appended to its error and listed in `meta["reruns"]`.
+    Status, error, logits and latencies are the main run's; each rerun's status is kept beside it
+    (`Outputs.rerun_status`), and an image whose reruns ended otherwise has the disagreement appended to its
+    error and listed in `meta["reruns"]`. Compare treats a failure in any run as a failure of this side.
     """
     with np.load(inputs) as z:
         ids = z["ids"].astype(str)
@@ -349,7 +351,7 @@ def run_dataset(backend: dict[str, Any], inputs: str | Path, settings: RunSettin
             for w in workers:  # the early workers never used (no image left for their run)
                 if w is not None and w.held:
                     w.kill()
-    rerun_spread, disagreements = _rerun_spread(main, reruns, ids)
+    rerun_spread, rerun_status, disagreements = _rerun_spread(main, reruns, ids)
     error = main.error.copy()
     for d in disagreements:
         i = d["index"]
@@ -360,10 +362,12 @@ def run_dataset(backend: dict[str, Any], inputs: str | Path, settings: RunSettin
             "settings": asdict(settings), "events": main.events, "versions": provenance.versions(),
             "host": provenance.host(), "timeline": [main.timeline] + [r.timeline for r in reruns],
             "reruns": {"runs": 1 + len(reruns), "images": len(again),
-                       "nondeterministic": int((np.nan_to_num(rerun_spread) > 0).sum()),
+                       "nondeterministic": int(((np.nan_to_num(rerun_spread) > 0)
+                                                | np.isin(np.arange(n), [d["index"] for d in disagreements])).sum()),
                        "disagreements": disagreements,
                        "events": [{**e, "rerun": k} for k, r in enumerate(reruns, start=1) for e in r.events]}}
     if main.events or disagreements or any(s != Status.OK.value for s in main.status):
         meta["log_tail"] = _tail(log_path)
     return Outputs(ids=ids, logits=_table(main.logits, n), latency_ms=main.latency, status=main.status.astype(str),
-                   error=error.astype(str), repeat_spread=main.spread, rerun_spread=rerun_spread, meta=meta)
+                   error=error.astype(str), repeat_spread=main.spread, rerun_spread=rerun_spread,
+                   rerun_status=rerun_status.astype(str), meta=meta)

@@ -12,7 +12,7 @@ from tvm import relax, tirx
 from tvm.relax.frontend.torch import from_exported_program
 from tvm.script import relax as R
 
-from deltamut.compiler.cpu_schedule import SCHEDULED_ATTR, cpu_target, schedule_cpu
+from deltamut.compiler.cpu_schedule import SCHEDULED_ATTR, cpu_target, schedule_cpu, schedule_cpu_with_report
 
 
 class _TinyNet(nn.Module):
@@ -108,10 +108,14 @@ def test_unschedulable_kernel_is_left_as_is():
 
     lowered = relax.get_pipeline("zero")(Softmax)
     target = cpu_target(num_cores=2)
-    scheduled = schedule_cpu(lowered, target)
+    scheduled, report = schedule_cpu_with_report(lowered, target)
     before, after = _prim_funcs(lowered), _prim_funcs(scheduled)
     softmax = [n for n in before if "softmax" in n]
     assert softmax
+    # the kernel left unscheduled is recorded as a fallback with the reason, the others as scheduled
+    expected = {n: "fallback" if n in softmax else "rules" for n in before}
+    assert {n: r.split(":")[0] for n, r in report.items()} == expected
+    assert "more than one reduction block" in report[softmax[0]]
     for name in softmax:
         assert tvm_ffi.structural_equal(before[name], after[name])
         assert SCHEDULED_ATTR not in after[name].attrs

@@ -75,7 +75,7 @@ def test_cuda_source_compiles_to_ptx_offline(lowered, tmp_path: Path) -> None:
     mod, opt = lowered
     target = make_target(CUDA)
     with opt.pass_context():
-        exe = tvm.compile(schedule(mod, target, CUDA, opt), target)
+        exe = tvm.compile(schedule(mod, target, CUDA, opt)[0], target)
     (device_mod,) = [m for m in _modules(exe.mod) if m.kind == "cuda"]  # vm -> llvm host -> cuda
     source = device_mod.inspect_source()
 

@@ -33,6 +33,20 @@ def test_export_round_trips_through_onnxruntime(exported):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
+def test_export_keeps_every_batch_norm_and_folds_the_rest(exported):
+    """Batch norm stays a layer of its own (the compiler configuration decides whether to fold it, and
+    MutateNN's batch-norm mutants need it), while the rest of the exporter's clean-up still runs: no
+    Constant, Identity, Shape or Pad node survives into the file."""
+    from torch import nn
+
+    info, path, _ = exported
+    ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+    layers = list(info.module.modules())
+    assert ops.count("BatchNormalization") == sum(isinstance(m, nn.BatchNorm2d) for m in layers) > 0
+    assert ops.count("Conv") == sum(isinstance(m, nn.Conv2d) for m in layers)
+    assert not {"Constant", "Identity", "Shape", "Pad"} & set(ops), sorted(set(ops))
+
+
 def test_onnx_source_is_checked_and_copied(exported, tmp_path):
     info, path, _ = exported
     onnx_info = ModelInfo(name="m", arch="onnx", module=None, onnx_path=path,

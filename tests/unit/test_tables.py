@@ -50,26 +50,84 @@ def test_noise_from_repeats_widens_the_tolerance():
     assert noisy["verdict"].item() == "within_noise" and noisy["nondeterministic"].item()
 
 
-def test_kill_matrix_statuses_and_scores():
-    b = outputs([[3, 2, 1], [3, 2, 1]])
-    cases = {"flip": outputs([[1, 2, 3], [3, 2, 1]]), "same": outputs([[3, 2, 1], [3, 2, 1]]),
-             "dead": outputs(np.full((2, 3), np.nan), status=["crash", "timeout"]),
-             "eq": outputs(np.zeros((2, 0)), status=["equivalent", "equivalent"])}
-    rows = []
-    for name, a in cases.items():
-        coords = {**COORDS, name: {"framework": "tvm", "opt": "o", "mutant": name, "device": "cpu"}}
-        rows.append(compare_pair("m", "mutant", name, "b", a, b, np.array([-1, -1]), coords, Thresholds())[1])
+def _kill_rows(cases, original, stages=None):
+    """The per-pair rows of mutants (name -> Outputs) against `original`, as compare writes them."""
     import pandas as pd
 
-    per_pair = pd.DataFrame(rows).fillna({c: 0 for c in pd.DataFrame(rows).columns if c.startswith("n_")})
-    info = {("o", k): {"operator": "op", "category": "C", "equivalent_to": "mutant flip"} for k in cases}
+    rows = []
+    for name, a in cases.items():
+        a.meta["failed_stage"] = (stages or {}).get(name, "")
+        coords = {**COORDS, "b": COORDS["a"], name: {"framework": "tvm", "opt": "o", "mutant": name, "device": "cpu"}}
+        rows.append(compare_pair("m", "mutant", name, "b", a, original, np.array([-1, -1]), coords, Thresholds())[1])
+    frame = pd.DataFrame(rows)
+    return frame.fillna({c: 0 for c in frame.columns if c.startswith("n_")})
+
+
+def test_kill_matrix_statuses_and_scores():
+    b = outputs([[3, 2, 1], [3, 2, 1]])
+    nan2 = np.full((2, 3), np.nan)
+    cases = {"flip": outputs([[1, 2, 3], [3, 2, 1]]), "same": outputs([[3, 2, 1], [3, 2, 1]]),
+             "dead": outputs(nan2, status=["crash", "timeout"]),
+             "eq": outputs(np.zeros((2, 0)), status=["equivalent", "equivalent"]),
+             "twin": outputs(np.zeros((2, 0)), status=["equivalent", "equivalent"]),
+             "broken_tool": outputs(nan2, status=["error", "error"]),
+             "unbuildable": outputs(nan2, status=["error", "error"])}
+    per_pair = _kill_rows(cases, b, stages={"broken_tool": "mutate", "unbuildable": "deploy", "dead": "run"})
+    info = {("o", k): {"operator": "op", "category": "C"} for k in cases}
+    info[("o", "eq")]["equivalent_to"] = "original"
+    info[("o", "twin")].update(duplicate_of="flip", duplicate_by="ir")
     matrix = kill_matrix(per_pair, info).set_index("mutant")
-    assert matrix["status"].to_dict() == {"flip": "killed", "same": "survived", "dead": "crashed", "eq": "equivalent"}
-    # what a mutant is equivalent to is only said of the mutants that are equivalent
-    assert matrix["equivalent_to"].fillna("").to_dict() == {"flip": "", "same": "", "dead": "", "eq": "mutant flip"}
+    assert matrix["status"].to_dict() == {"flip": "killed", "same": "survived", "dead": "crashed", "eq": "equivalent",
+                                          "twin": "duplicate", "broken_tool": "tool_error", "unbuildable": "stillborn"}
+    # what a mutant is equivalent to (duplicates) is only said of the mutants that are
+    assert matrix["equivalent_to"].fillna("").to_dict()["eq"] == "original"
+    assert matrix["duplicate_of"].dropna().to_dict() == {"twin": "flip"}
     scores = mutation_scores(matrix.reset_index())
     by_category = scores[scores.by == "category"].iloc[0]
-    assert by_category["score"] == pytest.approx(2 / 3)  # (killed + crashed) / (4 - 1 equivalent)
+    statuses = ["killed", "crashed", "survived", "equivalent", "duplicate", "tool_error", "stillborn"]
+    assert by_category[statuses].tolist() == [1] * len(statuses)
+    assert by_category["score"] == pytest.approx(2 / 3)  # (killed + crashed) / (killed + crashed + survived)
+
+
+def test_a_mutant_is_not_credited_with_its_originals_failures():
+    """The original timed out on image 1: a mutant that differs nowhere else survives (it is not killed by the
+    original's timeout); one that also fails there is not blamed either. An original that failed on every image
+    (it did not compile under this optimisation) makes every mutant not_comparable: never crashed or killed."""
+    flaky = outputs([[3, 2, 1], [np.nan] * 3], status=["ok", "timeout"])
+    cases = {"same": outputs([[3, 2, 1], [3, 2, 1]]), "also_times_out": outputs([[3, 2, 1], [np.nan] * 3],
+                                                                                status=["ok", "timeout"]),
+             "flip_elsewhere": outputs([[1, 2, 3], [3, 2, 1]])}
+    matrix = kill_matrix(_kill_rows(cases, flaky), {}).set_index("mutant")
+    assert matrix["status"].to_dict() == {"same": "survived", "also_times_out": "survived", "flip_elsewhere": "killed"}
+    assert (matrix["n_not_comparable"] == 1).all()
+
+    never = outputs(np.zeros((2, 0)), status=["error", "error"])
+    cases = {"crashes": outputs(np.full((2, 3), np.nan), status=["crash", "crash"]), "same": outputs([[3, 2, 1]] * 2),
+             "skipped": outputs(np.zeros((2, 0)), status=["skipped", "skipped"])}
+    matrix = kill_matrix(_kill_rows(cases, never), {}).set_index("mutant")
+    assert set(matrix["status"]) == {"not_comparable"}
+    scores = mutation_scores(matrix.reset_index())
+    assert scores["score"].isna().all() and (scores.loc[scores.by == "category", "not_comparable"] == 3).all()
+
+
+def test_mutants_with_the_same_outputs_within_noise_count_once():
+    """Two mutants whose logits differ by less than their own rerun jitter are one mutation in effect."""
+    from deltamut.compare.duplicates import output_twins
+
+    original = outputs([[3, 2, 1], [3, 2, 1]])
+    a = outputs([[1, 2, 3], [3, 2, 1]])
+    b = outputs([[1.05, 2, 3], [3, 2, 1]])
+    b.rerun_spread = np.array([0.1, 0.0])  # b's reruns moved its logits by 0.1 on image 0
+    c = outputs([[1.05, 2, 3], [3, 2, 1]])  # the same change as b, but deterministic: 0.05 is a real difference
+    cases = {"a_lt": a, "b_le": b, "c_other": c}
+    twins = output_twins([(("o", "cpu"), [(k, k) for k in cases])], cases.__getitem__, Thresholds())
+    assert twins == {("o", "cpu", "b_le"): "a_lt"}
+    matrix = kill_matrix(_kill_rows(cases, original), {}, twins).set_index("mutant")
+    assert matrix["status"].tolist() == ["killed"] * 3
+    assert matrix["duplicate_of"].dropna().to_dict() == {"b_le": "a_lt"}
+    assert matrix.loc["b_le", "duplicate_by"] == "outputs"
+    by_category = mutation_scores(matrix.reset_index()).query("by == 'category'").iloc[0]
+    assert by_category[["killed", "duplicate", "score"]].tolist() == [2, 1, 1.0]
 
 
 def test_float64_reference_gives_rmse_and_widens_tolerance_by_the_float32_floor():
@@ -85,3 +143,22 @@ def test_float64_reference_gives_rmse_and_widens_tolerance_by_the_float32_floor(
     assert rows["rmse_vs_float64_a"].to_numpy() == pytest.approx([5e-4 / np.sqrt(3), 1e-2 / np.sqrt(3)], rel=1e-3)
     assert rows["rmse_vs_float64_b"].tolist() == [0.0, 0.0]
     assert summary["rmse_vs_float64_a"] == pytest.approx((5e-4 + 1e-2) / 2 / np.sqrt(3), rel=1e-3)
+
+
+def test_latency_verdict_says_when_schedules_differ():
+    """A mutant whose kernel the CPU rules could not schedule is slower because of that, not of the mutation."""
+    def built(fallbacks, rule="rules"):
+        out = outputs([[3, 2, 1]])
+        out.meta["deploy"] = {"schedule": {"rule": rule, "kernels": 3, "fallbacks": fallbacks}}
+        return out
+
+    clean, odd = built({}), built({"fused_conv2d_add": "more than one reduction block"})
+    coords = {**COORDS, "b": COORDS["a"]}
+    summary = compare_pair("m", "mutant", "a", "b", odd, clean, np.array([-1]), coords, Thresholds())[1]
+    assert summary["latency_caveat"] == "schedules differ: a left 1 kernel(s) unscheduled (fused_conv2d_add)"
+    assert summary["schedule_fallbacks_a"] == "fused_conv2d_add" and summary["schedule_fallbacks_b"] == ""
+    same = compare_pair("m", "mutant", "a", "b", built({}), clean, np.array([-1]), coords, Thresholds())[1]
+    assert same["latency_caveat"] == ""
+    plain = compare_pair("m", "optimisation", "a", "b", built({}, "none"), clean, np.array([-1]), coords,
+                         Thresholds())[1]
+    assert plain["latency_caveat"] == "schedules differ: none vs rules"

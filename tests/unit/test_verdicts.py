@@ -16,6 +16,7 @@ from deltamut.compare.verdicts import (
     LatencyVerdict,
     Thresholds,
     Verdict,
+    failed_side,
     grade_images,
     grade_latency,
     grade_pair,
@@ -51,19 +52,38 @@ def test_every_output_verdict():
     add(_swap(REF, 7, 6))  # the two best classes swap: top-1 flips
     add(np.where(REF == 0, np.float32(np.nan), REF))  # status ok but a NaN logit
     add(REF, sa="crash")
-    add(REF, sb="timeout")
+    add(REF, sa="timeout")
     add(REF, sa="error")
     add(REF, sa="nan")
     add(REF, sa="equivalent")
     add(REF, sa="skipped")
-    add(REF, sa="timeout", sb="crash")  # both failed: the worse one
+    add(REF, sb="timeout")  # the baseline failed: nothing to judge a against
+    add(REF, sa="timeout", sb="crash")  # both failed: a is not blamed for the baseline's failure either
 
     got = grade_images(np.array(rows_a), np.array(rows_b), np.array(status_a), np.array(status_b))
     assert got.tolist() == [
         "identical", "within_noise", "numeric_drift", "topk_reorder", "topk_reorder", "top1_flip",
-        "nan", "crash", "timeout", "error", "nan", "equivalent", "skipped", "crash",
+        "nan", "crash", "timeout", "error", "nan", "equivalent", "skipped", "not_comparable", "not_comparable",
     ]
     assert set(got) == {v.value for v in Verdict}
+    # the NaN-logit row ran on both sides; equivalent is not a failure
+    assert failed_side(np.array(status_a), np.array(status_b)).tolist()[-9:] == \
+        ["", "a", "a", "a", "a", "", "a", "b", "both"]
+
+
+def test_a_failed_baseline_makes_every_variant_not_comparable():
+    """The original timed out on image 1 and crashed on image 2: a mutant that flips image 0 is judged on image
+    0 alone; a mutant that also crashes on image 2 is not blamed for it."""
+    b = np.stack([REF, REF, REF])
+    flip = np.stack([_swap(REF, 7, 6), REF, REF])
+    sb = np.array(["ok", "timeout", "crash"])
+    got = grade_images(flip, b, np.array(["ok", "ok", "crash"]), sb)
+    assert got.tolist() == ["top1_flip", "not_comparable", "not_comparable"]
+    assert grade_pair(got) == "top1_flip"
+    same = grade_images(b.copy(), b, np.array(["ok", "ok", "ok"]), sb)
+    assert grade_pair(same) == "identical"
+    assert grade_pair(grade_images(None, None, np.array(["skipped"] * 3), np.array(["error"] * 3))) == \
+        "not_comparable"
 
 
 def test_noise_floor_widens_within_noise():
@@ -106,13 +126,14 @@ def test_same_output_is_identical(x):
 
 
 def test_severity_order_and_pair_grade():
-    assert severity("identical") == 0
+    assert severity("not_comparable") == 0 and severity("identical") == 1
     assert all(severity(f) > severity("top1_flip") for f in ("skipped", "nan", "error", "timeout", "crash"))
     assert severity("crash") == len(SEVERITY) - 1
     assert grade_pair(["identical", "topk_reorder", "within_noise"]) == "topk_reorder"
     assert grade_pair(["top1_flip", "crash", "identical"]) == "crash"
     assert grade_pair(np.array(["within_noise"] * 3, dtype=object)) == "within_noise"
     assert grade_pair([]) == "skipped"
+    assert grade_pair(["not_comparable", "within_noise"]) == "within_noise"
     with pytest.raises(ValueError):
         grade_pair(["identical", "mostly_fine"])
 
