@@ -8,12 +8,17 @@ neither TVM nor torch, so planning a large study with `snakemake -n` stays fast.
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from deltamut.fsutil import read_json
+from deltamut.mutations.sweep import is_sweep, site_mutant, site_spec, split_site_mutant
 
 ORIGINAL = "original"
 IDENTITY = {"operator": "identity"}
@@ -45,10 +50,15 @@ def _checked_mutations(entries: Any, where: str) -> dict[str, dict[str, Any]]:
     if not isinstance(entries, dict):
         raise StudyError(f"{where.rstrip(': .')}: must map mutation names to mappings with an `operator:`")
     for name, spec in entries.items():
+        if split_site_mutant(str(name)):
+            raise StudyError(f"{where}{name}: names ending in .site<k> are reserved for the mutants of a sweep")
         try:
             check_spec(spec)
         except MutationSpecError as exc:
             raise StudyError(f"{where}{name}.{exc}") from None
+        if is_sweep(spec) and _operator_level(spec) not in ("graph", "model", "kernel"):
+            raise StudyError(f"{where}{name}.sites: a {_operator_level(spec)}-level operator has no sites to "
+                             f"sweep; give `sites: each` or `sites: {{sample: N}}` to graph, model or kernel ones")
     return entries
 
 
@@ -56,6 +66,10 @@ def _checked_mutations(entries: Any, where: str) -> dict[str, dict[str, Any]]:
 class Study:
     config: dict[str, Any]
     mutations: dict[str, dict[str, Any]]
+    # (model, opt, sweep entry) -> the path of the sweep's census (`mutations.sweep.census`), once it exists: the
+    # workflow points this at its checkpoint (which postpones what depends on a census not yet run)
+    site_source: Callable[[str, str, str], str] | None = field(default=None, compare=False)
+    _censuses: dict[tuple, tuple[float, dict[str, Any]]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_config(cls, config: dict[str, Any], base: str | Path = ".") -> Study:
@@ -188,21 +202,75 @@ class Study:
         fws = self.frameworks(model)
         return wanted if wanted in fws else fws[0]
 
+    def _entries(self, model: str) -> list[str]:
+        """The catalog entries a model's `mutants:` names, patterns (`mnn*`) expanded, sweeps as entries."""
+        chosen = self.models[model].get("mutants", [])
+        names = sorted(self.mutations) if chosen == "all" else \
+            [m for pattern in chosen for m in sorted(fnmatch.filter(self.mutations, pattern)) or [pattern]]
+        return list(dict.fromkeys(m for m in names if m != ORIGINAL))
+
     def mutants(self, model: str, opt: str | None = None) -> list[str]:
         """The original plus the model's mutants; under an optimisation not in the model's `mutate_under`,
-        only the original. Entries of `mutants` may be shell-style patterns (`mnn*`)."""
+        only the original. Entries of `mutants` may be shell-style patterns (`mnn*`). Under an optimisation, a
+        sweep entry stands for its per-site mutants (`<entry>.site<k>`), which its census chooses."""
         if CONVERSION_SEP in model:
             return [ORIGINAL]
         spec = self.models[model]
         if opt is not None and opt not in spec.get("mutate_under", list(self.optimisations)):
             return [ORIGINAL]
-        chosen = spec.get("mutants", [])
-        names = sorted(self.mutations) if chosen == "all" else \
-            [m for pattern in chosen for m in sorted(fnmatch.filter(self.mutations, pattern)) or [pattern]]
-        return [ORIGINAL, *dict.fromkeys(m for m in names if m != ORIGINAL)]
+        out = [ORIGINAL]
+        for name in self._entries(model):
+            if opt is not None and name in self.mutations and is_sweep(self.mutations[name]):
+                out += [site_mutant(name, k) for k in self.sweep(model, opt, name)["chosen"]]
+            else:
+                out.append(name)
+        return out
+
+    def sweeps(self, model: str, opt: str) -> list[str]:
+        """The sweep entries of (model, optimisation): each needs its census before its mutants are known."""
+        if CONVERSION_SEP in model or opt not in self.models[model].get("mutate_under", list(self.optimisations)):
+            return []
+        return [m for m in self._entries(model) if m in self.mutations and is_sweep(self.mutations[m])]
+
+    @staticmethod
+    def sweep_path(model: str, opt: str, entry: str) -> str:
+        return f"{RESULTS}/{model}/tvm/{opt}/sweeps/{entry}.json"
+
+    def sweep_paths(self, model: str) -> list[str]:
+        return [self.sweep_path(model, opt, e) for opt in self.optimisations for e in self.sweeps(model, opt)]
+
+    def sweep(self, model: str, opt: str, entry: str) -> dict[str, Any]:
+        """A sweep's census: candidates, each site's depth, the sites chosen. Read once per version of its file:
+        planning a 200-site sweep asks for it on every job."""
+        path = self.site_source(model, opt, entry) if self.site_source else self.sweep_path(model, opt, entry)
+        try:
+            stamp = os.stat(path).st_mtime_ns
+        except FileNotFoundError:
+            raise StudyError(f"{path}: the census of sweep {entry!r} has not run yet (the workflow runs it "
+                             f"before it plans the sweep's mutants)") from None
+        key = (model, opt, entry)
+        if key not in self._censuses or self._censuses[key][0] != stamp:
+            self._censuses[key] = (stamp, read_json(path))
+        return self._censuses[key][1]
+
+    def site_of(self, model: str, opt: str, mutant: str) -> dict[str, Any]:
+        """The site index and depth of a sweep's mutant (empty for any other mutant)."""
+        split = split_site_mutant(mutant)
+        if split is None or split[0] not in self.mutations:
+            return {}
+        entry, k = split
+        depth = next((s["depth"] for s in self.sweep(model, opt, entry).get("sites", []) if s["site"] == k), None)
+        return {"sweep": entry, "site": k, "depth": depth}
 
     def mutation(self, mutant: str) -> dict[str, Any]:
-        return IDENTITY if mutant == ORIGINAL else self.mutations[mutant]
+        if mutant == ORIGINAL:
+            return IDENTITY
+        if mutant in self.mutations:
+            return self.mutations[mutant]
+        split = split_site_mutant(mutant)
+        if split is not None and split[0] in self.mutations and is_sweep(self.mutations[split[0]]):
+            return site_spec(self.mutations[split[0]], split[1])
+        raise StudyError(f"unknown mutation {mutant!r}")
 
     def mutation_info(self, mutant: str) -> dict[str, str]:
         """Operator, category and level of a mutant (of its catalog entry): the kill matrix's coordinates."""
@@ -277,7 +345,7 @@ class Study:
                 "framework": "tvm", "conversion": PRIMARY, "opt": opt, "mutant": mutant, "device": dev,
                 "target": self.target_of(dev), "path": self.outputs_path(model, opt, mutant, dev),
                 "manifest": self.manifest_path(model, opt, ORIGINAL if self.is_input_mutant(mutant) else mutant),
-                **self.mutation_info(mutant)}
+                **self.mutation_info(mutant), **self.site_of(model, opt, mutant)}
         for converted, opt in self.converted_runs(model):
             conversion = self.split(converted)[1]
             if opt is None:
@@ -352,7 +420,8 @@ class Study:
         return {opt: self.index_path(model, opt) for opt in self.optimisations if self.built_mutants(model, opt)}
 
     def final_outputs(self) -> list[str]:
-        plots = ("heatmap", "kill_matrix", "latency", "gallery")  # the report's figures (rules/report.smk)
+        from deltamut.plots import PLOTS as plots  # the report's figures (rules/report.smk)
+
         per_model = [f"{RESULTS}/{m}/compare/summary.md" for m in self.models]
         per_model += [f"{RESULTS}/{m}/report/{p}.png" for m in self.models for p in plots]
         if self.throughput_batch > 1:  # the throughput study (zoo models)

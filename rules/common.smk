@@ -11,6 +11,7 @@ from deltamut.config import load_study
 from deltamut.study import ORIGINAL
 
 STUDY = load_study(config, base=workflow.basedir)
+STUDY.site_source = lambda model, opt, entry: sweep_census(model, opt, entry)  # noqa: F821 (defined below)
 
 # The between-workflow cache (--cache) must never serve a failure record: a compile that timed out once would
 # be a timeout in every later study. Records stored by earlier workflows are evicted before this one plans;
@@ -37,6 +38,7 @@ wildcard_constraints:
     mutant=r"[A-Za-z0-9_.-]+",
     target=r"[A-Za-z0-9_.-]+",
     device=r"[A-Za-z0-9_.-]+",
+    entry=r"[A-Za-z0-9_.-]+",
     framework=r"torch|onnxruntime|torch64",
 
 
@@ -69,6 +71,19 @@ def original_paths(wildcards):
                 "reuse_manifest": f"{base}/manifest.json"}
     base = f"results/{wildcards.model}/tvm/{wildcards.opt}/{ORIGINAL}"
     return {"original_module": f"{base}/module.json", "original_ir": f"{base}/ir.txt"}
+
+
+def sweep_module(wildcards):
+    """What a sweep's census counts sites in: the graph as imported (graph and model level), or the lowered
+    original (kernel level)."""
+    if STUDY.mutates_graph(wildcards.entry):
+        return f"results/{wildcards.model}/tvm/imported.json"
+    return f"results/{wildcards.model}/tvm/{wildcards.opt}/{ORIGINAL}/module.json"
+
+
+def sweep_census(model, opt, entry):
+    """A sweep's census file, once its checkpoint has run (until then Snakemake postpones what needs it)."""
+    return checkpoints.census.get(model=model, opt=opt, entry=entry).output[0]
 
 
 def mutation_start(wildcards):

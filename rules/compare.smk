@@ -3,6 +3,7 @@ rule compare:
         outputs=lambda wc: STUDY.model_outputs(wc.model),
         manifests=lambda wc: STUDY.model_manifests(wc.model),
         indexes=lambda wc: list(STUDY.model_indexes(wc.model).values()),
+        sweeps=lambda wc: STUDY.sweep_paths(wc.model),
         inputs="results/{model}/data/inputs.npz",
     output:
         per_image_csv="results/{model}/compare/per_image.csv",

@@ -37,3 +37,21 @@ rule mutant_index:
         "../envs/cpu.yaml"
     script:
         "../scripts/mutant_index.py"
+
+
+# A sweep (`sites: each` or `sites: {sample: N}`) is one mutant per site: its census counts the candidate
+# sites and chooses some; the workflow reads the choice (a checkpoint) before it plans the per-site mutants.
+checkpoint census:
+    input:
+        sweep_module,
+    output:
+        "results/{model}/tvm/{opt}/sweeps/{entry}.json",
+    params:
+        spec=lambda wc: STUDY.mutation(wc.entry),
+        timeout_s=TIMEOUTS["mutate_s"],
+    log:
+        "results/logs/census/{model}/{opt}/{entry}.log",
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/census.py"

@@ -11,6 +11,7 @@ rule plots:
     output:
         heatmap=plot_output("heatmap", "top-1 disagreement heatmap"),
         kill_matrix=plot_output("kill_matrix", "kill matrix of mutants"),
+        sites=plot_output("sites", "kill rate by site"),
         latency=plot_output("latency", "latency distributions"),
         gallery=plot_output("gallery", "gallery of changed images"),
     params:

@@ -44,10 +44,10 @@ SCORED = (*DETECTED, MutantStatus.SURVIVED.value)
 # Image verdicts of a failure of the mutant itself (not_comparable images are the original's failures)
 FAILED = ("crash", "timeout", "error", "skipped")
 
-COLUMNS = ["model", "opt", "device", "mutant", "operator", "category", "level", "candidates", "applied", "site",
-           "depth", "status", "equivalent_to", "duplicate_of", "duplicate_by", "top1_changed_pct", "max_abs_err",
-           "n_images", "n_ok", "n_not_comparable", "accuracy", "accuracy_original", "verdict", "failed_stage",
-           "latency_ratio", "nondeterministic_images", "intermittent_images"]
+COLUMNS = ["model", "opt", "device", "mutant", "operator", "category", "level", "candidates", "applied", "sweep",
+           "site", "depth", "status", "equivalent_to", "duplicate_of", "duplicate_by", "top1_changed_pct",
+           "max_abs_err", "n_images", "n_ok", "n_not_comparable", "accuracy", "accuracy_original", "verdict",
+           "failed_stage", "latency_ratio", "nondeterministic_images", "intermittent_images"]
 SCORE_COLUMNS = ["model", "opt", "device", "by", "group", "mutants", *(s.value for s in MutantStatus), "score"]
 
 
@@ -83,7 +83,8 @@ def kill_matrix(per_pair: pd.DataFrame, mutants: dict[tuple, dict[str, Any]],
     """One row per (optimisation, device, mutant).
 
     `mutants` maps (optimisation, mutant) to its spec info and manifest (operator, category, level, candidates,
-    applied, site, depth, equivalent_to, and `duplicate_of`/`duplicate_by` for a twin found before building);
+    applied, equivalent_to; for a sweep's mutant its sweep, site and depth; `duplicate_of`/`duplicate_by` for a
+    twin found before building);
     `output_twins` maps (optimisation, device, mutant) to the mutant whose outputs it repeats within noise.
     """
     rows = []
@@ -97,7 +98,8 @@ def kill_matrix(per_pair: pd.DataFrame, mutants: dict[tuple, dict[str, Any]],
             twin, by = ran_twin, "outputs"
         rows.append({
             "model": r["model"], "opt": r["opt_a"], "device": r["device_a"], "mutant": r["mutant_a"],
-            **{k: m.get(k) for k in ("operator", "category", "level", "candidates", "applied", "site", "depth")},
+            **{k: m.get(k) for k in ("operator", "category", "level", "candidates", "applied", "sweep", "site",
+                                     "depth")},
             "status": status, "equivalent_to": m.get("equivalent_to") if status == MutantStatus.EQUIVALENT else None,
             "duplicate_of": twin, "duplicate_by": by,
             "top1_changed_pct": r["top1_disagreement_pct"],

@@ -68,10 +68,10 @@ def _mutant_info(variants: dict[str, dict[str, Any]], indexes: dict[str, dict[st
         mutant, key = v.get("mutant"), (v.get("opt"), v.get("mutant"))
         if mutant is None or mutant == ORIGINAL or key in info:
             continue
-        entry = {k: v.get(k) for k in ("operator", "category", "level")}
+        entry = {k: v.get(k) for k in ("operator", "category", "level", "sweep", "site", "depth")}
         if v.get("level") != "input":  # an input-level mutant runs the original's module: no manifest of its own
             manifest = read_json(v["manifest"])
-            entry.update({k: manifest.get(k) for k in ("candidates", "applied", "equivalent_to", "site", "depth")})
+            entry.update({k: manifest.get(k) for k in ("candidates", "applied", "equivalent_to")})
         twin = (indexes.get(v["opt"]) or {}).get(mutant) or {}
         entry.update(duplicate_of=twin.get("duplicate_of"), duplicate_by=twin.get("duplicate_by"))
         info[key] = entry

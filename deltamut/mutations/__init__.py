@@ -5,7 +5,7 @@ Importing this package imports neither TVM nor torch; operators load TVM when th
 
 from . import graph, inputs, kernel, model  # noqa: F401  (registration)
 from .base import CATEGORIES, OPERATORS, MutationSpecError, Operator, operator_info, spec_info
-from .engine import Mutant, ir_diff, ir_text, is_equivalent, mutate, structural_key
+from .engine import Mutant, ir_diff, ir_text, is_equivalent, mutate, semantic_key, structural_key
 from .inputs import transform_image
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "is_equivalent",
     "mutate",
     "operator_info",
+    "semantic_key",
     "spec_info",
     "structural_key",
     "transform_image",

@@ -169,3 +169,31 @@ def rewrite_conditions(
 
     out = map_primfuncs(mod, per_func)
     return out
+
+
+# ----- canonical form -----------------------------------------------------------------------------
+
+
+def _integer_float_offset(e: Any) -> Any:
+    """`float(a) < float(b) + c` with integer a, b and 0 < c <= 1 is `a <= b` (MutateNN's conditional offset,
+    exact while the indices fit float32's 24-bit mantissa, as every loop index of an image classifier does)."""
+    a, b = e.a, e.b
+    if (isinstance(a, tirx.Cast) and isinstance(b, tirx.Add) and isinstance(b.a, tirx.Cast)
+            and isinstance(b.b, tirx.FloatImm) and 0 < float(b.b.value) <= 1
+            and "int" in dtype_of(a.value) and "int" in dtype_of(b.a.value)):
+        return tirx.LE(a.value, b.a.value)
+    return e
+
+
+def canonical(mod: tvm.IRModule) -> tvm.IRModule:
+    """`mod` with its PrimFuncs in a canonical form: integer comparisons written through floats brought back to
+    integers, then TVM's statement simplifier (arithmetic canonicalisation, constant folding). Two mutants that
+    are the same mutation after simplification (`a < b + 0.5` and `a <= b` on indices) become structurally
+    equal; the form is only ever hashed, never built."""
+    rewritten = map_primfuncs(mod, lambda _name, f: tvm_ffi.structural_map(f, [(tirx.LT, _integer_float_offset)]))
+    prims = tvm.IRModule({gv: f for gv, f in rewritten.functions_items() if isinstance(f, tirx.PrimFunc)})
+    simplified = tirx.transform.StmtSimplify()(prims)
+    out = rewritten.clone()
+    for gv, func in simplified.functions_items():
+        out.update_func(out.get_global_var(gv.name_hint), func)
+    return out

@@ -82,6 +82,14 @@ def structural_key(mod: Any) -> str:
     return format(int(tvm_ffi.structural_hash(mod)) & 0xFFFFFFFFFFFFFFFF, "016x")
 
 
+def semantic_key(mod: Any) -> str:
+    """The structural hash of the module's canonical form (`_tir.canonical`): equal for mutants that are the
+    same mutation after simplification, though their IR differs."""
+    from . import _tir
+
+    return structural_key(_tir.canonical(mod))
+
+
 def ir_text(mod: Any) -> str:
     return mod.script()
 

@@ -2,9 +2,11 @@
 
 The mutate stage already catches a mutant equal to the *original* (it has the original's module at hand).
 Two mutants can also lower to the same IR (two operators whose only sites rewrite the same node, or one
-spec under two names); building both would spend a compile and a run to learn nothing. Each mutant's
-manifest carries the structural hash of its lowered module, so the duplicates of a (model, optimisation)
-are found from the manifests alone, without loading any module. The representative of a group is the
+spec under two names), or to IR that differs only until it is simplified (`a < b + 0.5` and `a <= b` on
+integer indices); building both would spend a compile and a run to learn nothing, and counting both would
+count one mutation twice. Each mutant's manifest carries the structural hash of its lowered module and of
+its canonical form, so the duplicates of a (model, optimisation) are found from the manifests alone,
+without loading any module. The representative of a group is the
 mutant with the smallest name, so the choice does not depend on the order in which jobs happened to run.
 
 Deploy jobs read the index as an `ancient` input, so that editing one mutation rebuilds only that mutant.
@@ -24,28 +26,37 @@ from deltamut.fsutil import read_json, write_json
 __all__ = ["duplicates", "index_stage"]
 
 
-def duplicates(manifests: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """mutant -> the mutant it duplicates, for every mutant whose lowered module hashes like a mutant with
-    a smaller name. Only built-able mutants count: a failed or already-equivalent one is never a twin."""
-    first: dict[str, str] = {}
-    twins: dict[str, str] = {}
+def duplicates(manifests: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
+    """mutant -> (the mutant it duplicates, how: "ir" or "semantics"), for every mutant whose lowered module
+    equals a mutant's with a smaller name: the same IR (structural hash), or the same IR once both are in
+    canonical form (semantic hash, `_tir.canonical`: `a < b + 0.5` and `a <= b` on integer indices). Only
+    built-able mutants count: a failed or already-equivalent one is never a twin."""
+    by_ir: dict[str, str] = {}
+    by_semantics: dict[str, str] = {}
+    twins: dict[str, tuple[str, str]] = {}
     for name in sorted(manifests):
         manifest = manifests[name]
-        digest = manifest.get("structural_hash")
+        digest, meaning = manifest.get("structural_hash"), manifest.get("semantic_hash")
         if manifest.get("status") != "ok" or not digest or manifest.get("operator") == "identity":
             continue
-        if digest in first:
-            twins[name] = first[digest]
+        if digest in by_ir:
+            twins[name] = (by_ir[digest], "ir")
+        elif meaning and meaning in by_semantics:
+            twins[name] = (by_semantics[meaning], "semantics")
         else:
-            first[digest] = name
+            by_ir[digest] = name
+            if meaning:
+                by_semantics.setdefault(meaning, name)
     return twins
 
 
 def index_stage(manifests: Mapping[str, str | Path], out: str | Path) -> dict[str, dict[str, Any]]:
-    """Write the (model, optimisation)'s mutant index: hash, status and twin of each mutant."""
+    """Write the (model, optimisation)'s mutant index: hashes, status and twin of each mutant."""
     loaded = {name: read_json(path) for name, path in manifests.items()}
     twins = duplicates(loaded)
     index = {name: {"status": m.get("status"), "structural_hash": m.get("structural_hash"),
-                    "duplicate_of": twins.get(name)} for name, m in sorted(loaded.items())}
+                    "semantic_hash": m.get("semantic_hash"),
+                    "duplicate_of": twins[name][0] if name in twins else None,
+                    "duplicate_by": twins[name][1] if name in twins else None} for name, m in sorted(loaded.items())}
     write_json(out, index)
     return index

@@ -53,10 +53,16 @@ def _mutate_worker(graph: str, spec: dict, opt_name: str, lowering: dict, out_mo
 
         m = mutate(graph_mod, spec, lower_once)
         module, manifest = m.module, dict(m.manifest)
-    manifest["structural_hash"] = f"{tvm_ffi.structural_hash(module) & (2**64 - 1):016x}"
+    from deltamut.mutations import semantic_key, structural_key
+
+    manifest["structural_hash"] = structural_key(module)
+    manifest["semantic_hash"] = semantic_key(module)
     if original_module is not None and tvm_ffi.structural_equal(original(), module):
         manifest["status"] = "equivalent"
         manifest["equivalent_to"] = "original"
+    elif original_module is not None and semantic_key(original()) == manifest["semantic_hash"]:
+        manifest["status"] = "equivalent"
+        manifest["equivalent_to"] = "original (after simplification)"
     manifest.setdefault("status", "ok")
     save_module(module, out_module)
     write_text(out_ir, module.script(show_meta=False))
@@ -109,3 +115,27 @@ def reuse_stage(source: dict[str, str], opt_name: str, out_module: str | Path, o
     manifest = {**read_json(source["manifest"]), "opt": opt_name, "reused_from": str(Path(source["manifest"]).parent)}
     write_json(out_manifest, manifest)
     return manifest
+
+
+def _census_worker(module: str, spec: dict) -> dict:
+    from deltamut.compiler.serialize import load_module
+    from deltamut.mutations.sweep import census
+
+    return census(load_module(module), spec)
+
+
+def census_stage(module: str | Path, entry: str, spec: dict[str, Any], out: str | Path, timeout_s: float,
+                 log: str | Path) -> dict[str, Any]:
+    """Count a sweep's candidate sites in `module` and write which it chooses (`mutations.sweep`). When the
+    module is a failure record or the census fails, the file says so and chooses no site: the sweep adds no
+    mutant, and no failure of the tool becomes a finding."""
+    upstream = read_failure(module)
+    if upstream is not None:
+        record = {"entry": entry, "status": "skipped", "reason": f"{upstream['stage']} failed", "chosen": []}
+    else:
+        res = call_isolated("deltamut.mutations.stage:_census_worker", {"module": str(module), "spec": spec},
+                            timeout_s, log)
+        record = {"entry": entry, "status": "ok", **res.value} if res.ok else \
+            {"entry": entry, "stage": "mutate", **res.as_record(), "chosen": []}
+    write_json(out, record)
+    return record

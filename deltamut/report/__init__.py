@@ -1,6 +1,6 @@
 """The report's figures: PNGs drawn from the compare tables that `snakemake --report` embeds in one HTML file.
 
-One module per figure (heatmap, killmatrix, latency, gallery) and `stage.report_stage`, the entry point of
+One module per figure (heatmap, killmatrix, sites, latency, gallery) and `stage.report_stage`, the entry point of
 the `plots` rule. Every figure function draws *something* for any table the compare stage can write (no
 mutants, no labels, failed variants), with a note saying what is missing, because a report that dies on
 the interesting case (a variant that crashed) is no report.

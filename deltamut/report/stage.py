@@ -1,4 +1,4 @@
-"""Entry point of the `plots` rule: one model's four figures from its compare tables and raw outputs."""
+"""Entry point of the `plots` rule: one model's figures from its compare tables and raw outputs."""
 
 from __future__ import annotations
 
@@ -10,15 +10,16 @@ from typing import Any
 import pandas as pd
 
 from deltamut.fsutil import read_json
+from deltamut.plots import PLOTS
 from deltamut.report.common import note_figure
 from deltamut.report.gallery import changed_images, gallery_plot
 from deltamut.report.heatmap import disagreement_heatmap
 from deltamut.report.killmatrix import kill_matrix_plot
 from deltamut.report.latency import latency_frame, latency_plot
+from deltamut.report.sites import sites_plot
 from deltamut.runner.outputs import Outputs, load_outputs
 
 log = logging.getLogger(__name__)
-PLOTS = ("heatmap", "kill_matrix", "latency", "gallery")
 
 
 def _read_table(path: str | Path | None) -> pd.DataFrame:
@@ -56,7 +57,7 @@ def _draw(name: str, path: str | Path, title: str, draw: Callable[[], Path]) -> 
 def report_stage(model: str, tables: Mapping[str, str | Path], dataset: str | Path,
                  variants: Mapping[str, Mapping[str, Any]], reference: str, plots: Mapping[str, str | Path],
                  label_set: str = "imagenet1k") -> dict[str, Path]:
-    """Write the PNGs named in `plots` (keys: heatmap, kill_matrix, latency, gallery) for one model.
+    """Write the PNGs named in `plots` (keys: `PLOTS`) for one model.
 
     `tables` names the compare stage's per_image, per_pair and kill_matrix Parquet files, `dataset` its
     manifest (photo paths), `variants` maps each variant id to its coordinates and `path` (raw outputs).
@@ -75,6 +76,8 @@ def report_stage(model: str, tables: Mapping[str, str | Path], dataset: str | Pa
     if "kill_matrix" in plots:
         written["kill_matrix"] = _draw("kill matrix", plots["kill_matrix"], model,
                                        lambda: kill_matrix_plot(kill, plots["kill_matrix"], model))
+    if "sites" in plots:
+        written["sites"] = _draw("sites", plots["sites"], model, lambda: sites_plot(kill, plots["sites"], model))
     if "latency" in plots:
         written["latency"] = _draw("latency", plots["latency"], model,
                                    lambda: latency_plot(latency_frame(per_image), plots["latency"], model, reference))

@@ -26,7 +26,8 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "tests" / "configs" / "tiny_mutants.yaml"
 CHROMIUM = Path("/usr/bin/chromium")
-PLOTS = ("heatmap", "kill_matrix", "latency", "gallery")
+from deltamut.plots import PLOTS  # noqa: E402
+
 MODEL = "tiny"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",

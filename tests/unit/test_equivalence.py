@@ -7,14 +7,20 @@ import json
 from deltamut.mutations.equivalence import duplicates, index_stage
 
 
-def manifest(digest: str | None, status: str = "ok", operator: str = "replace_op") -> dict:
-    return {"structural_hash": digest, "status": status, "operator": operator}
+def manifest(digest: str | None, status: str = "ok", operator: str = "replace_op", meaning: str | None = None) -> dict:
+    return {"structural_hash": digest, "semantic_hash": meaning, "status": status, "operator": operator}
 
 
 def test_twins_point_at_the_smallest_name_whatever_the_order():
     ms = {"mnn09": manifest("aa"), "mnn02": manifest("aa"), "mnn05": manifest("bb"), "mnn07": manifest("aa")}
-    assert duplicates(ms) == {"mnn07": "mnn02", "mnn09": "mnn02"}
+    assert duplicates(ms) == {"mnn07": ("mnn02", "ir"), "mnn09": ("mnn02", "ir")}
     assert duplicates(dict(reversed(list(ms.items())))) == duplicates(ms)
+
+
+def test_mutants_equal_after_simplification_are_twins_by_semantics():
+    ms = {"mnn18": manifest("aa", meaning="s1"), "mnn19": manifest("bb", meaning="s1"),
+          "mnn20": manifest("cc", meaning="s2")}
+    assert duplicates(ms) == {"mnn19": ("mnn18", "semantics")}
 
 
 def test_failed_equivalent_and_identity_modules_are_never_twins():
@@ -31,3 +37,4 @@ def test_index_file(tmp_path):
     index_stage(paths, tmp_path / "mutants.json")
     index = json.loads((tmp_path / "mutants.json").read_text())
     assert {k: v["duplicate_of"] for k, v in index.items()} == {"x": None, "y": "x", "z": None}
+    assert index["y"]["duplicate_by"] == "ir"

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from deltamut.plots import PLOTS
 from deltamut.report import (
     changed_images,
     disagreement_heatmap,
@@ -261,7 +262,7 @@ def test_report_stage_writes_all_four_figures(per_image, per_pair, photos, tmp_p
     save_outputs(variants["tvm/basic/mnn2/cpu"]["path"], _outputs([0, 0, 0], status="crash", width=0))
     dataset = tmp_path / "dataset.json"
     dataset.write_text(pd.Series(photos).to_json())
-    plots = {name: tmp_path / "out" / f"{name}.png" for name in ("heatmap", "kill_matrix", "latency", "gallery")}
+    plots = {name: tmp_path / "out" / f"{name}.png" for name in PLOTS}
     written = report_stage("m", _write_tables(tmp_path, per_image, per_pair, _kill({"mnn1": "killed"})), dataset,
                            variants, "torch", plots)
     assert written == plots
