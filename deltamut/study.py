@@ -209,10 +209,11 @@ class Study:
             [m for pattern in chosen for m in sorted(fnmatch.filter(self.mutations, pattern)) or [pattern]]
         return list(dict.fromkeys(m for m in names if m != ORIGINAL))
 
-    def mutants(self, model: str, opt: str | None = None) -> list[str]:
+    def mutants(self, model: str, opt: str | None = None, expand: bool = True) -> list[str]:
         """The original plus the model's mutants; under an optimisation not in the model's `mutate_under`,
         only the original. Entries of `mutants` may be shell-style patterns (`mnn*`). Under an optimisation, a
-        sweep entry stands for its per-site mutants (`<entry>.site<k>`), which its census chooses."""
+        sweep entry stands for its per-site mutants (`<entry>.site<k>`), which its census chooses; with
+        `expand=False` they are left out (what is known before any census ran)."""
         if CONVERSION_SEP in model:
             return [ORIGINAL]
         spec = self.models[model]
@@ -221,7 +222,7 @@ class Study:
         out = [ORIGINAL]
         for name in self._entries(model):
             if opt is not None and name in self.mutations and is_sweep(self.mutations[name]):
-                out += [site_mutant(name, k) for k in self.sweep(model, opt, name)["chosen"]]
+                out += [site_mutant(name, k) for k in self.sweep(model, opt, name)["chosen"]] if expand else []
             else:
                 out.append(name)
         return out
@@ -294,9 +295,9 @@ class Study:
     def used_targets(self) -> list[str]:
         return sorted({self.target_of(d) for d in self.devices})
 
-    def tvm_variants(self, model: str) -> list[tuple[str, str, str]]:
+    def tvm_variants(self, model: str, expand: bool = True) -> list[tuple[str, str, str]]:
         """(optimisation, mutant, device) triples of a model; ablated optimisations run the original only."""
-        return [(opt, mutant, dev) for opt in self.optimisations for mutant in self.mutants(model, opt)
+        return [(opt, mutant, dev) for opt in self.optimisations for mutant in self.mutants(model, opt, expand)
                 for dev in self.devices] + \
             [(opt, ORIGINAL, dev) for opt in self.ablations(model) for dev in self.devices]
 
@@ -334,13 +335,14 @@ class Study:
         base = self.split(model)[0]
         return {k: v for k, v in self.models[base].items() if k not in ("mutants", "mutate_under")}
 
-    def variants(self, model: str) -> dict[str, dict[str, str]]:
-        """Variant id -> its coordinates and result file, for every result of a model."""
+    def variants(self, model: str, expand: bool = True) -> dict[str, dict[str, str]]:
+        """Variant id -> its coordinates and result file, for every result of a model (`expand=False`: but
+        the mutants of sweeps, known only once their census ran)."""
         out = {fw: {"framework": fw, "conversion": "" if fw == "torch" else PRIMARY,
                     "path": self.reference_path(model, fw)} for fw in self.frameworks(model)}
         if self.float64_reference(model):
             out[FLOAT64] = {"framework": FLOAT64, "conversion": "", "path": self.reference_path(model, FLOAT64)}
-        for opt, mutant, dev in self.tvm_variants(model):
+        for opt, mutant, dev in self.tvm_variants(model, expand):
             out[f"tvm/{opt}/{mutant}/{dev}"] = {
                 "framework": "tvm", "conversion": PRIMARY, "opt": opt, "mutant": mutant, "device": dev,
                 "target": self.target_of(dev), "path": self.outputs_path(model, opt, mutant, dev),
@@ -409,8 +411,8 @@ class Study:
         return [{"kind": "custom", "a": p["a"], "b": p["b"]} for p in self.config.get("compare", {}).get("pairs", [])
                 if p.get("model", model) == model]
 
-    def model_outputs(self, model: str) -> list[str]:
-        return [v["path"] for v in self.variants(model).values()]
+    def model_outputs(self, model: str, expand: bool = True) -> list[str]:
+        return [v["path"] for v in self.variants(model, expand).values()]
 
     def model_manifests(self, model: str) -> list[str]:
         return sorted({v["manifest"] for v in self.variants(model).values() if "manifest" in v})
@@ -427,6 +429,9 @@ class Study:
         if self.throughput_batch > 1:  # the throughput study (zoo models)
             per_model += [f"{RESULTS}/{m}/compare/throughput.{ext}" for m in self.models for ext in ("csv", "md")
                           if self.models[m].get("source", "zoo") == "zoo"]
+        # Every result known before a sweep's census runs, and the censuses: so that a dry run shows the whole
+        # plan but a sweep's one-site mutants (which compare then waits for)
+        per_model += [p for m in self.models for p in self.model_outputs(m, expand=False) + self.sweep_paths(m)]
         return per_model + [f"{RESULTS}/compare/per_pair.csv", f"{RESULTS}/summary.md"]
 
     # --- checks the schema cannot express ---------------------------------------------------------

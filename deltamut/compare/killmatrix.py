@@ -56,12 +56,15 @@ def _count(row: pd.Series, verdict: str) -> int:
     return 0 if value is None or pd.isna(value) else int(value)
 
 
-def mutant_status(row: pd.Series, twin: str | None = None) -> str:
+def mutant_status(row: pd.Series, twin: str | None = None, equivalent: bool = False) -> str:
     """The status of one mutant from its per-pair row against the original (see the module docstring);
-    `twin`: the mutant whose IR it duplicates, if any."""
+    `twin`: the mutant whose IR it duplicates, if any; `equivalent`: its IR equals the original's. Both are
+    properties of the code, known before anything runs, so they hold whatever the original's runs did."""
     n = int(row["n_images"])
-    if _count(row, "equivalent") == n:
-        return MutantStatus.DUPLICATE.value if twin else MutantStatus.EQUIVALENT.value
+    if twin:
+        return MutantStatus.DUPLICATE.value
+    if equivalent or _count(row, "equivalent") == n:
+        return MutantStatus.EQUIVALENT.value
     comparable = n - _count(row, "not_comparable")
     if comparable == 0:
         return MutantStatus.NOT_COMPARABLE.value
@@ -91,7 +94,7 @@ def kill_matrix(per_pair: pd.DataFrame, mutants: dict[tuple, dict[str, Any]],
     output_twins = output_twins or {}
     for _, r in per_pair[per_pair["kind"] == "mutant"].iterrows():
         m = mutants.get((r["opt_a"], r["mutant_a"]), {})
-        status = mutant_status(r, m.get("duplicate_of"))
+        status = mutant_status(r, m.get("duplicate_of"), equivalent=bool(m.get("equivalent_to")))
         twin, by = (m.get("duplicate_of"), m.get("duplicate_by")) if status == MutantStatus.DUPLICATE else (None, None)
         ran_twin = output_twins.get((r["opt_a"], r["device_a"], r["mutant_a"]))
         if ran_twin and status in SCORED:

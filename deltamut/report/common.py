@@ -28,21 +28,31 @@ def new_figure(width_in: float, height_in: float) -> Figure:
     return plt.figure(figsize=(min(max(width_in, 4.0), 40.0), min(max(height_in, 2.0), 80.0)), dpi=DPI)
 
 
-def save_figure(fig: Figure, path: str | Path, colours: int = 0) -> Path:
+# The PNG text key that says what a figure file holds: "plot", or "note: <why there is no plot>"; a reader (a
+# test, a script) can tell a drawn figure from a note without looking at the pixels.
+CONTENT_KEY = "deltamut"
+
+
+def save_figure(fig: Figure, path: str | Path, colours: int = 0, note: str | None = None) -> Path:
     """Write the PNG atomically (a killed job leaves no half-written image that Snakemake would trust), with
     the notes placed under everything else; `colours` > 0 re-encodes it with that many palette colours,
-    which shrinks a photo-and-text figure several times at no visible cost."""
+    which shrinks a photo-and-text figure several times at no visible cost. `note`: the figure is a note
+    standing in for a plot (recorded in the PNG's `CONTENT_KEY` text)."""
     path = Path(path)
+    content = "plot" if note is None else f"note: {note}"
     try:
         _place_notes(fig)
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+            fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight", facecolor="white",
+                        metadata={CONTENT_KEY: content})
             if colours:
-                from PIL import Image
+                from PIL import Image, PngImagePlugin
 
+                info = PngImagePlugin.PngInfo()
+                info.add_text(CONTENT_KEY, content)
                 with Image.open(tmp) as im:
                     small = im.convert("RGB").quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
-                small.save(tmp, format="PNG", optimize=True)
+                small.save(tmp, format="PNG", optimize=True, pnginfo=info)
     finally:
         plt.close(fig)
     return path
@@ -70,7 +80,7 @@ def note_figure(path: str | Path, title: str, note: str) -> Path:
     fig = new_figure(7.0, 1.6)
     fig.text(0.5, 0.65, title, ha="center", va="center", fontsize=12, weight="bold")
     fig.text(0.5, 0.35, "\n".join(textwrap.wrap(note, 90)), ha="center", va="center", fontsize=9, color="#555555")
-    return save_figure(fig, path)
+    return save_figure(fig, path, note=note)
 
 
 def variant_label(variant: str) -> str:

@@ -113,8 +113,13 @@ def report(tmp_path_factory) -> dict:
 
 
 def test_the_workflow_draws_every_figure(report):
+    """Every figure is a plot: none is the note that stands in for a figure that could not be drawn, or for one
+    with nothing to show (the study has a mutant that changes labels, a sweep, failed-free variants)."""
+    from deltamut.report.common import CONTENT_KEY
+
     for name in PLOTS:
         with Image.open(report["work"] / "results" / MODEL / "report" / f"{name}.png") as im:
+            assert im.info.get(CONTENT_KEY) == "plot", (name, im.info.get(CONTENT_KEY))
             assert im.width >= 300 and im.height >= 100, (name, im.size)
 
 

@@ -22,7 +22,8 @@ from deltamut.report import (
     latency_plot,
     report_stage,
 )
-from deltamut.report.common import STATUS_COLOURS
+from deltamut.report.common import CONTENT_KEY, STATUS_COLOURS
+from deltamut.report.sites import sites_plot
 from deltamut.report.gallery import probabilities, top5
 from deltamut.report.heatmap import FRAMEWORK_COLUMN
 from deltamut.runner.outputs import Outputs, save_outputs
@@ -138,6 +139,25 @@ def _kill(statuses: dict[str, str], opts=("basic",)) -> pd.DataFrame:
                           "category": "cat", "level": "kernel", "status": s,
                           "top1_changed_pct": 50.0 if s in ("killed", "survived") else np.nan}
                          for opt in opts for m, s in statuses.items()])
+
+
+def _content(path) -> str:
+    """What a figure file says it holds (report.common.CONTENT_KEY): "plot" or "note: ..."."""
+    with Image.open(path) as im:
+        return im.info[CONTENT_KEY]
+
+
+def test_sites_plot_draws_each_sweep_against_depth(tmp_path):
+    kill = pd.DataFrame([{"model": "m", "opt": "o", "device": "cpu", "mutant": f"sw.site{k}", "operator": "op",
+                          "sweep": "sw", "site": k, "depth": k / 4, "status": s, "duplicate_of": None,
+                          "top1_changed_pct": p}
+                         for k, (s, p) in enumerate([("killed", 90.0), ("killed", 40.0), ("survived", 0.0),
+                                                     ("survived", 0.0), ("equivalent", np.nan)])])
+    im = _png(sites_plot(kill, tmp_path / "s.png", "m"), (300, 150))
+    assert _has_colour(im, STATUS_COLOURS["killed"]) and _has_colour(im, STATUS_COLOURS["survived"])
+    assert _content(tmp_path / "s.png") == "plot"
+    plain = kill.assign(sweep=None)
+    assert _content(sites_plot(plain, tmp_path / "n.png")).startswith("note: This study has no sweep")
 
 
 def test_kill_matrix_colours_follow_status(tmp_path):
@@ -267,6 +287,8 @@ def test_report_stage_writes_all_four_figures(per_image, per_pair, photos, tmp_p
                            variants, "torch", plots)
     assert written == plots
     assert _png(plots["gallery"], (500, 300)).height > 300  # real gallery, not a note
+    assert _content(plots["kill_matrix"]) == "plot" and _content(plots["gallery"]) == "plot"
+    assert _content(plots["sites"]).startswith("note: This study has no sweep")
 
 
 def test_report_stage_survives_a_malformed_table(per_image, tmp_path, caplog):
@@ -276,6 +298,7 @@ def test_report_stage_survives_a_malformed_table(per_image, tmp_path, caplog):
         report_stage("m", _write_tables(tmp_path, per_image, broken), tmp_path / "none.json", {}, "torch", plots)
     assert "heatmap plot failed" in caplog.text
     _png(plots["heatmap"])
+    assert _content(plots["heatmap"]).startswith("note: This plot could not be drawn: ")  # and says so in the file
     _png(plots["kill_matrix"])  # no kill matrix file: a study without mutants
 
 

@@ -1,0 +1,127 @@
+"""End to end on a real pretrained model: the kill matrix gives the verdicts that are known in advance.
+
+EfficientNet-Lite0 (ImageNet weights) on three labelled photos, through the whole workflow, with mutants whose
+fate follows from what they do, checked against PyTorch where it can be computed there:
+
+- `mnn11_relu_to_sigmoid` (every ReLU6 a sigmoid) is killed: PyTorch with the same swap changes a label;
+- `classifier_blocked` (every output neuron of the classifier zeroed: logits = bias) is killed: PyTorch says
+  the bias's argmax is not every photo's label;
+- `tiny_scale` (every stored float32 value times 1 + 2**-20) survives: 35 kernels compound a relative change of
+  about 4e-5, two orders below the smallest top-1 margin of a pretrained classifier on real photos, and it
+  is not equivalent (its outputs move); `tiny_scale_twin` is the same spec under another name: a duplicate;
+- `mnn21_gt_to_lt` is equivalent: lowered TVM 0.27 kernels hold no `>`;
+- under `no-legalize`, an optimisation that disables LegalizeOps, TVM cannot build the original (CodeGenVM
+  cannot emit un-lowered Relax operators): every mutant that would be built is `not_comparable`, never
+  crashed or killed, and that column has no mutation score.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from torch import nn
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+EXTENDED = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["optimisations"]["extended"]
+MUTANTS = ["mnn11_relu_to_sigmoid", "classifier_blocked", "tiny_scale", "tiny_scale_twin", "mnn21_gt_to_lt"]
+
+
+def _study(photos: Path, labels: Path) -> dict:
+    tiny = {"operator": "store_scale", "eps": 2.0**-20}
+    return {
+        "models": {"lite0": {"source": "zoo", "arch": "efficientnet_lite0", "mutants": MUTANTS,
+                             "mutate_under": ["fast", "no-legalize"]}},
+        "dataset": {"images": str(photos), "labels": str(labels)},
+        "mutation_catalog": str(REPO / "config" / "mutations.yaml"),
+        # the classifier is the last of Lite0's 50 weight layers (49 convs, then the linear layer)
+        "mutations": {"classifier_blocked": {"operator": "neuron_effect_block", "fraction": 1.0, "sites": [[49, 49]]},
+                      "tiny_scale": tiny, "tiny_scale_twin": dict(tiny)},
+        "optimisations": {"fast": EXTENDED, "no-legalize": {"disabled_pass": ["LegalizeOps"]}},
+        "targets": {"x86_64": {"kind": "llvm"}},
+        "devices": {"cpu": {"target": "x86_64"}},
+        "runner": {"warmup": 1, "repeats": 1},
+    }
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, labelled_photos) -> Path:
+    workdir = tmp_path_factory.mktemp("verdicts")
+    (workdir / "study.yaml").write_text(yaml.safe_dump(_study(*labelled_photos)))
+    run = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+                          "--configfile", str(workdir / "study.yaml"), "--cores", "2"],
+                         capture_output=True, text=True, cwd=workdir, timeout=1500)
+    assert run.returncode == 0, run.stderr[-4000:]
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def pytorch_labels(finished) -> dict[str, np.ndarray]:
+    """Top-1 labels of the original and of two mutants computed in PyTorch, on the study's own inputs."""
+    from deltamut.models import load_model
+
+    with np.load(finished / "results/lite0/data/inputs.npz") as z:
+        x = torch.from_numpy(z["x"])
+    model = load_model("lite0", {"source": "zoo", "arch": "efficientnet_lite0"}).module
+    bias = [m for m in model.modules() if isinstance(m, nn.Linear)][-1].bias.detach().numpy()  # the classifier's
+    with torch.no_grad():
+        original = model(x).argmax(1).numpy()
+        for name, child in list(model.named_modules()):
+            for attr, sub in list(child.named_children()):
+                if isinstance(sub, nn.ReLU6):
+                    setattr(child, attr, nn.Sigmoid())
+        sigmoid = model(x).argmax(1).numpy()
+    return {"original": original, "sigmoid": sigmoid, "bias_argmax": np.full(len(original), bias.argmax())}
+
+
+def _matrix(finished: Path) -> pd.DataFrame:
+    return pd.read_parquet(finished / "results/lite0/compare/kill_matrix.parquet").set_index(["opt", "mutant"])
+
+
+def test_mutants_known_to_change_labels_are_killed(finished, pytorch_labels):
+    # what PyTorch says of the same mutants: each changes at least one photo's label
+    assert (pytorch_labels["sigmoid"] != pytorch_labels["original"]).any()
+    assert (pytorch_labels["bias_argmax"] != pytorch_labels["original"]).any()
+    fast = _matrix(finished).loc["fast"]
+    assert fast.loc["mnn11_relu_to_sigmoid", "status"] == "killed"
+    assert fast.loc["classifier_blocked", "status"] == "killed"
+    # and the pipeline's own labels of the original are PyTorch's
+    per_image = pd.read_parquet(finished / "results/lite0/compare/per_image.parquet")
+    compiler = per_image[(per_image.kind == "compiler") & (per_image.opt_a == "fast")]
+    assert compiler["top1_a"].tolist() == pytorch_labels["original"].tolist()
+
+
+def test_a_mutant_below_every_margin_survives_and_its_twin_is_a_duplicate(finished):
+    fast = _matrix(finished).loc["fast"]
+    assert fast.loc["tiny_scale", "status"] == "survived"
+    assert 0 < fast.loc["tiny_scale", "max_abs_err"] < 1e-2  # it did change the logits, a little
+    assert fast.loc["tiny_scale_twin", "status"] == "duplicate"
+    assert fast.loc["tiny_scale_twin", "duplicate_of"] == "tiny_scale"
+
+
+def test_a_mutant_without_a_site_is_equivalent(finished):
+    assert _matrix(finished).loc[("fast", "mnn21_gt_to_lt"), "status"] == "equivalent"
+
+
+def test_mutants_of_an_original_that_cannot_be_built_are_not_comparable(finished):
+    broken = _matrix(finished).loc["no-legalize"]
+    assert broken.loc["mnn11_relu_to_sigmoid", "status"] == "not_comparable"
+    assert broken.loc["classifier_blocked", "status"] == "not_comparable"
+    assert broken.loc["mnn21_gt_to_lt", "status"] == "equivalent"  # a property of its code, known without a run
+    assert broken.loc["tiny_scale_twin", "status"] == "duplicate"
+    assert not broken["status"].isin(["killed", "crashed", "survived"]).any()
+    pairs = pd.read_parquet(finished / "results/lite0/compare/per_pair.parquet")
+    original = pairs[(pairs.kind == "compiler") & (pairs.opt_a == "no-legalize")].iloc[0]
+    assert original["failed_stage_a"] == "deploy" and original["verdict"] == "error"
+    scores = pd.read_parquet(finished / "results/lite0/compare/mutation_scores.parquet")
+    by_opt = scores[scores.by == "category"].groupby("opt")["score"]
+    assert by_opt.apply(lambda s: s.isna().all())["no-legalize"]  # nothing scored: no finding claimed
+    assert by_opt.max()["fast"] == 1.0
