@@ -406,6 +406,13 @@ class Study:
                           {"kind": "conversion", "a": a, "b": f"tvm/{opt}/{ORIGINAL}/{dev}"}]
         return pairs + self._extra_pairs(model)
 
+    def _sweep_variant(self, model: str, vid: str) -> bool:
+        """Whether `vid` names a one-site mutant of one of the model's sweeps (`tvm/<opt>/<entry>.site<k>/<dev>`)."""
+        parts = vid.split("/")
+        split = split_site_mutant(parts[2]) if len(parts) == 4 and parts[0] == "tvm" else None
+        return bool(split) and parts[1] in self.optimisations and parts[3] in self.devices and \
+            split[0] in self.sweeps(model, parts[1])
+
     def _extra_pairs(self, model: str) -> list[dict[str, str]]:
         """The config's `compare.pairs`: any two variants of a model, by id (see `variants`)."""
         return [{"kind": "custom", "a": p["a"], "b": p["b"]} for p in self.config.get("compare", {}).get("pairs", [])
@@ -495,9 +502,9 @@ class Study:
             if pair.get("model", models[0]) not in self.models:
                 raise StudyError(f"compare.pairs[{i}].model: unknown model {pair['model']!r}")
             for model in models:
-                ids = self.variants(model)
+                ids = self.variants(model, expand=False)  # a sweep's mutants are known after its census only
                 for side in ("a", "b"):
-                    if pair[side] not in ids:
+                    if pair[side] not in ids and not self._sweep_variant(model, pair[side]):
                         raise StudyError(f"compare.pairs[{i}].{side}: {model} has no variant {pair[side]!r}; "
                                          f"its variants: {', '.join(ids)}")
         ref = self.config.get("compare", {}).get("reference")

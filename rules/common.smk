@@ -8,7 +8,7 @@ from deltamut import provenance
 from deltamut.cache import evict_failures
 from deltamut.compiler.optconfig import codegen_slice, graph_slice, lowering_slice
 from deltamut.config import load_study
-from deltamut.study import ORIGINAL
+from deltamut.study import ORIGINAL, PRIMARY
 
 STUDY = load_study(config, base=workflow.basedir)
 STUDY.site_source = lambda model, opt, entry: sweep_census(model, opt, entry)  # noqa: F821 (defined below)

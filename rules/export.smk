@@ -8,6 +8,7 @@ rule export:
         name=lambda wc: STUDY.split(wc.model)[0],
         model=lambda wc: STUDY.model_spec(wc.model),
         export=lambda wc: STUDY.export_settings(wc.model),
+        conversion=lambda wc: STUDY.split(wc.model)[1] != PRIMARY,
         software=software_versions("export"),
     log:
         "results/logs/export/{model}.log",

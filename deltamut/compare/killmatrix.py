@@ -47,7 +47,7 @@ FAILED = ("crash", "timeout", "error", "skipped")
 COLUMNS = ["model", "opt", "device", "mutant", "operator", "category", "level", "candidates", "applied", "sweep",
            "site", "depth", "status", "equivalent_to", "duplicate_of", "duplicate_by", "top1_changed_pct",
            "max_abs_err", "n_images", "n_ok", "n_not_comparable", "accuracy", "accuracy_original", "verdict",
-           "failed_stage", "latency_ratio", "nondeterministic_images", "intermittent_images"]
+           "failed_stage", "latency_ratio", "nondeterministic_images", "intermittent_images", "note"]
 SCORE_COLUMNS = ["model", "opt", "device", "by", "group", "mutants", *(s.value for s in MutantStatus), "score"]
 
 
@@ -113,6 +113,7 @@ def kill_matrix(per_pair: pd.DataFrame, mutants: dict[tuple, dict[str, Any]],
             # a kill on images whose outputs jitter between runs: killed beyond that jitter, but worth a look
             "nondeterministic_images": r.get("nondeterministic_images", 0),
             "intermittent_images": r.get("n_intermittent_a", 0),
+            "note": m.get("note") or "",  # the manifest's: e.g. why a mutant has no site
         })
     return pd.DataFrame(rows, columns=COLUMNS)
 

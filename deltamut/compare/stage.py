@@ -71,7 +71,7 @@ def _mutant_info(variants: dict[str, dict[str, Any]], indexes: dict[str, dict[st
         entry = {k: v.get(k) for k in ("operator", "category", "level", "sweep", "site", "depth")}
         if v.get("level") != "input":  # an input-level mutant runs the original's module: no manifest of its own
             manifest = read_json(v["manifest"])
-            entry.update({k: manifest.get(k) for k in ("candidates", "applied", "equivalent_to")})
+            entry.update({k: manifest.get(k) for k in ("candidates", "applied", "equivalent_to", "note")})
         twin = (indexes.get(v["opt"]) or {}).get(mutant) or {}
         entry.update(duplicate_of=twin.get("duplicate_of"), duplicate_by=twin.get("duplicate_by"))
         info[key] = entry

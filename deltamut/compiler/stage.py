@@ -22,6 +22,10 @@ def import_stage(source: str | Path, out: str | Path, timeout_s: float, log: str
     """ONNX (or a torch.export `.pt2`) -> the graph-level Relax module as the frontend imports it, before any
     optimisation: what every configuration's graph passes and every graph-level mutant start from. A failure
     record if it cannot."""
+    upstream = read_failure(source)
+    if upstream is not None:  # a conversion its exporter could not make
+        write_failure(out, "compile", {"status": "skipped", "reason": "export failed", "upstream": upstream})
+        return False
     res = call_isolated("deltamut.compiler.stage:_import_worker", {"source": str(source), "out": str(out)},
                         timeout_s, log)
     if not res.ok:

@@ -150,6 +150,10 @@ class Operator:
     def validate(self) -> None:
         """Reject bad parameter values before any IR is touched."""
 
+    def no_site_reason(self) -> str | None:
+        """Why this operator can have no site in any model, where that is known (the manifest says it)."""
+        return None
+
     @classmethod
     def category_for(cls, spec: dict[str, Any]) -> str:
         """The category of one configured use: replace_op's depends on what it replaces."""

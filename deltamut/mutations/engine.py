@@ -41,7 +41,9 @@ def mutate(graph_module: Any, spec: dict[str, Any], lower: Callable[[Any], Any],
     notes = list(report.notes)
     if op.level in ("graph", "model", "kernel") and applied == 0:
         if report.candidates == 0:
-            notes.insert(0, "no candidate site in this model: the mutant equals the original")
+            why = op.no_site_reason()
+            notes.insert(0, "no candidate site in this model: the mutant equals the original" +
+                         (f"; {why}" if why else ""))
         else:
             notes.insert(
                 0,

@@ -125,6 +125,13 @@ class CmpSwap(Operator):
         if self.p["from"] not in CMP_OPS or self.p["to"] not in CMP_OPS or self.p["from"] == self.p["to"]:
             raise MutationSpecError(f"cmp_swap: from/to must be two different ones of {CMP_OPS}")
 
+    def no_site_reason(self) -> str | None:
+        if self.p["from"] in (">", ">="):
+            return (f"TVM 0.27 writes every {self.p['from']} of a legalised kernel as the mirrored "
+                    f"{'<' if self.p['from'] == '>' else '<='} (te.create_prim_func swaps the operands), so no "
+                    "kernel its frontends import has one (docs/mutations.md)")
+        return None
+
     def apply(self, module: Any) -> tuple[Any, Report]:
         from . import _tir as T
 

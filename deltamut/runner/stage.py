@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from deltamut import provenance
-from deltamut.failure import describe, root_cause
+from deltamut.failure import describe, read_failure, root_cause
 from deltamut.runner.outputs import Outputs, save_outputs
 from deltamut.runner.run import RunSettings, run_dataset
 
@@ -21,6 +21,12 @@ def reference_stage(framework: str, model: str, model_spec: dict[str, Any], onnx
                     threads: int | None = None) -> Outputs:
     """Framework reference outputs (PyTorch eager or ONNX Runtime) through the same isolated runner as TVM."""
     settings = RunSettings.from_dict({**(runner or {}), **({"threads": threads} if threads else {})})
+    exported = read_failure(onnx) if framework == "onnxruntime" else None
+    if exported is not None:  # a conversion its exporter could not make: ONNX Runtime has nothing to run
+        result = _not_run(inputs, root_cause(exported).get("status", "error"), describe(exported),
+                          {"variant": framework, "framework": framework, "model": model}, "export")
+        save_outputs(out, result)
+        return result
     if framework in ("torch", "torch64"):
         # torch64: the same module in float64, whose distance to float32 is the noise floor of float32
         # arithmetic. Its logits are stored as float32: rounding them moves them ~1e-7 relative, two orders

@@ -4,7 +4,9 @@ The board is the emulated one of tools/arm (qemu-user, an arm64 Debian root file
 wheels): prepare.sh builds it once under $DELTAMUT_ARM_ROOT (default <repo>/.cache/arm, a few minutes the
 first time, then cached) and board.py serves it on a free loopback port. The study deploys the pretrained
 EfficientNet-Lite0 for x86-64 and, cross-compiled, for aarch64, runs three real photos on both devices and
-compares them; the assertions read the pipeline's own result files and tables.
+compares them; the assertions read the pipeline's own result files and tables. A mutant (every ReLU6 a
+sigmoid: no undefined behaviour, so nothing for the two devices to disagree on) is compared with itself
+across the devices, beyond the original's own cross-device difference: MutateNN's headline comparison.
 
 A second test declares a device whose RPC server does not exist: its jobs must end with a clear error
 result while the host's results stay complete.
@@ -83,8 +85,9 @@ def test_pretrained_model_agrees_on_x86_and_arm_board(rootfs: Path, labelled_pho
     work, state, port = tmp_path / "work", tmp_path / "board", _free_port()
     work.mkdir()
     config = {
-        "models": {"lite0": {"source": "zoo", "arch": "efficientnet_lite0", "mutants": []}},
+        "models": {"lite0": {"source": "zoo", "arch": "efficientnet_lite0", "mutants": ["mnn11_relu_to_sigmoid"]}},
         "dataset": {"images": str(photos), "labels": str(labels), "limit": 3},
+        "mutation_catalog": str(REPO / "config" / "mutations.yaml"),
         "frameworks": ["onnxruntime"],
         "optimisations": {"default": {"passes": ["DecomposeOpsForInference"]}},
         "targets": {"x86_64": {"kind": "llvm"}, "aarch64": AARCH64},
@@ -126,6 +129,15 @@ def test_pretrained_model_agrees_on_x86_and_arm_board(rootfs: Path, labelled_pho
     assert pair["b"] == "tvm/default/original/cpu"
     assert pair["n_compared"] == 3 and pair["top1_disagreement_pct"] == 0, pair
     assert pair["max_abs_err"] <= LOGIT_ATOL, pair
+
+    # the mutant on the board against the same mutant on the host: no divergence beyond the original's
+    mutant = _pair(work, "lite0", "mutant_device", "tvm/default/mnn11_relu_to_sigmoid/arm")
+    assert mutant["b"] == "tvm/default/mnn11_relu_to_sigmoid/cpu" and mutant["n_compared"] == 3, mutant
+    assert mutant["verdict"] in ("identical", "within_noise"), mutant  # both mean: the devices agree
+    table = pd.read_csv(work / "results/lite0/compare/mutants_across_devices.csv").iloc[0]
+    assert (table["device_a"], table["device_b"], table["mutants"], table["diverging"]) == ("arm", "cpu", 1, 0)
+    assert table["original_max_abs_err"] == pair["max_abs_err"]
+    assert "Mutants across devices" in (work / "results/lite0/compare/summary.md").read_text()
 
 
 def test_unreachable_rpc_device_fails_alone(small_onnx, labelled_photos, tmp_path: Path) -> None:

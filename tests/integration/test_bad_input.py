@@ -94,6 +94,23 @@ PLAN_ERRORS = [
      r"compare\.reference: 'torch' is not one of the study's frameworks"),
     ("missing mutation catalog", _edit("mutation_catalog", "config/nope.yaml"),
      r"mutation_catalog: file .*config/nope\.yaml not found"),
+    # mutation specs, checked against each operator's declared parameters before any job runs
+    ("misspelt mutation parameter",
+     _edit("mutations", {"mine": {"operator": "transpose_input", "ops": ["relax.nn.conv2d"], "inptu": 0}}),
+     r"mutations\.mine\.inptu: unknown key\(s\) 'inptu' \(did you mean 'input'\?\)"),
+    ("unknown op of a mutation", _edit("mutations", {"mine": {"operator": "insert_unary", "unary": "relax.nosuchop"}}),
+     r"mutations\.mine\.unary: unknown op\(s\) \['relax\.nosuchop'\]"),
+    ("wrong type of a mutation parameter", _edit("mutations", {"mine": {"operator": "store_scale", "eps": "tiny"}}),
+     r"mutations\.mine\.eps: 'tiny' is not of type 'number'"),
+    ("mutation level that is not its operator's",
+     _edit("mutations", {"mine": {"operator": "cmp_swap", "level": "graph"}}),
+     r"mutations\.mine\.level: 'graph' disagrees with operator cmp_swap, whose level is 'kernel'"),
+    ("bad value of a mutation parameter", _edit("mutations", {"mine": {"operator": "cast_store", "dtype": "int4"}}),
+     r"mutations\.mine\.dtype: cast_store: unsupported dtype 'int4'"),
+    ("sweep of an input-level operator", _edit("mutations", {"mine": {"operator": "jpeg", "sites": "each"}}),
+     r"mutations\.mine\.sites: a input-level operator has no sites to sweep"),
+    ("a name reserved for a sweep's mutants", _edit("mutations", {"m.site3": {"operator": "cmp_swap"}}),
+     r"mutations\.m\.site3: names ending in \.site<k> are reserved"),
 ]
 
 
@@ -107,7 +124,8 @@ def test_config_loader_names_the_culprit(make, message):
 
 # The subset checked through `snakemake -n`, the way a user meets them (each costs a Snakemake start).
 PLAN_VIA_SNAKEMAKE = ["misspelt nested key", "wrong type", "unknown model arch", "unknown mutation",
-                      "unknown device target", "unknown optimisation pass"]
+                      "unknown device target", "unknown optimisation pass", "misspelt mutation parameter",
+                      "unknown op of a mutation"]
 
 
 @pytest.mark.slow

@@ -31,13 +31,14 @@ MODELS = ("mobilenet_v2", "shufflenet_v2")
 OPTS = {"plain": {"passes": []}, "flat": {"passes": ["ToNonDataflow"]}}
 
 
-def _config(path: Path) -> Path:
+def _config(path: Path, models=MODELS, **extra) -> Path:
     config = {
-        "models": {m: dict(ENTRY) for m in MODELS},
+        "models": {m: dict(ENTRY) for m in models},
         "dataset": {"images": "default", "labels": "default", "limit": 1},
         "optimisations": OPTS,
         "targets": {"x86_64": {"kind": "llvm"}},
         "devices": {"cpu": {"target": "x86_64"}},
+        **extra,
     }
     path.write_text(yaml.safe_dump(config))
     return path
@@ -45,16 +46,28 @@ def _config(path: Path) -> Path:
 
 def _artifacts(root: Path) -> dict[tuple[str, str], Path]:
     out = {(m, "onnx"): root / f"results/{m}/export/model.onnx" for m in MODELS}
+    out.update({(m, "imported"): root / f"results/{m}/tvm/imported.json" for m in MODELS})
     out.update({(m, o): root / f"results/{m}/tvm/{o}/graph.json" for m in MODELS for o in OPTS})
     return out
 
 
-def _run(workdir: Path, config: Path, cache: Path) -> subprocess.CompletedProcess[str]:
-    targets = [str(p.relative_to(workdir)) for p in _artifacts(workdir).values()]
+# `python -m snakemake`, with the installed version of one package reported as another (what a TVM upgrade
+# looks like to the planner): the software versions that key the cache are read from package metadata.
+def _run(workdir: Path, config: Path, cache: Path, artifacts: dict | None = None,
+         version: tuple[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    targets = [str(p.relative_to(workdir)) for p in (artifacts or _artifacts(workdir)).values()]
+    if version is None:
+        launcher = [sys.executable, "-m", "snakemake"]
+    else:
+        dist, fake = version
+        code = (f"import importlib.metadata as m\nreal = m.version\n"
+                f"m.version = lambda d: {fake!r} if d == {dist!r} else real(d)\n"
+                "from snakemake.cli import main\nmain()\n")
+        launcher = [sys.executable, "-c", code]
     # The targets go before --cache, whose rule list would swallow them.
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+    cmd = [*launcher, "-s", str(REPO / "Snakefile"), "-d", str(workdir),
            "--profile", str(REPO / "profiles" / "local"), "--configfile", str(config), "--cores", "2",
-           *targets, "--cache", "export", "compile"]
+           *targets, "--cache", "export", "import_graph", "compile"]
     env = {**os.environ, "SNAKEMAKE_OUTPUT_CACHE": str(cache)}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env, cwd=workdir)
 
@@ -100,7 +113,8 @@ def test_two_workflows_share_one_cache_without_mixing_artifacts(tmp_path: Path) 
     assert second.returncode == 0, second.stderr[-6000:]
     print(f"workflow B (from the cache): {time.monotonic() - t1:.0f} s")
     # Snakemake touches a cached job's log file but runs nothing: the logs stay empty.
-    logs = [p for d in ("export", "compile") for p in (b / "results/logs" / d).rglob("*") if p.is_file()]
+    logs = [p for d in ("export", "import_graph", "compile") for p in (b / "results/logs" / d).rglob("*")
+            if p.is_file()]
     assert not [p for p in logs if p.stat().st_size], f"workflow B ran export/compile: {logs}"
     for path in _artifacts(b).values():
         assert f"Symlinking output file {path.relative_to(b)} from cache." in second.stderr, path
@@ -119,3 +133,52 @@ def test_two_workflows_share_one_cache_without_mixing_artifacts(tmp_path: Path) 
         assert '"relax.expr.DataflowBlock"' in plain and '"relax.expr.BindingBlock"' not in plain, m
         assert '"relax.expr.DataflowBlock"' not in flat and '"relax.expr.BindingBlock"' in flat, m
         assert '"relax.nn.conv2d"' in plain and '"relax.nn.conv2d"' in flat, m
+
+
+def _ran(workdir: Path, rule: str) -> list[Path]:
+    """The jobs of `rule` that really ran in `workdir`: a job served from the cache leaves an empty log."""
+    return [p for p in (workdir / "results/logs" / rule).rglob("*") if p.is_file() and p.stat().st_size]
+
+
+def _records(cache: Path) -> list[Path]:
+    from deltamut.failure import read_failure
+
+    return [p for p in cache.iterdir() if p.is_file() and read_failure(p) is not None]
+
+
+def test_cache_keys_hold_the_software_versions_and_never_a_failure(tmp_path: Path) -> None:
+    """A workflow that reports another TVM version rebuilds what TVM makes (import, compile) and still takes
+    the export, which TVM does not touch, from the cache. A compile that fails (here: TVM cannot even be
+    imported within a 0.5 s limit) leaves its failure record in its own results, never in the cache, so the
+    next workflow tries again instead of inheriting the failure."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    model = MODELS[:1]
+    config = _config(tmp_path / "one.yaml", model)
+    only = {k: v for k, v in _artifacts(tmp_path / "x").items() if k[0] == model[0]}
+
+    def artifacts(work: Path) -> dict:
+        return {k: work / p.relative_to(tmp_path / "x") for k, p in only.items()}
+
+    first = tmp_path / "first"
+    done = _run(first, config, cache, artifacts(first))
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert len(list(cache.iterdir())) == len(only)
+
+    upgraded = tmp_path / "upgraded"
+    done = _run(upgraded, config, cache, artifacts(upgraded), version=("apache-tvm", "0.27.99"))
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert not _ran(upgraded, "export"), "the export does not depend on TVM: it comes from the cache"
+    assert len(_ran(upgraded, "import_graph")) == 1 and len(_ran(upgraded, "compile")) == len(OPTS)
+    assert len(list(cache.iterdir())) == 2 * len(only) - 1  # new import and compile entries beside the old
+
+    slow = _config(tmp_path / "slow.yaml", model, timeouts={"compile_s": 0.5})
+    for attempt in ("failing", "again"):
+        work = tmp_path / attempt
+        done = _run(work, slow, cache, artifacts(work))
+        assert done.returncode == 0, done.stderr[-4000:]
+        # the import timed out: tried in this workflow, whatever the earlier one did
+        assert len(_ran(work, "import_graph")) == 1, attempt
+        imported = work / f"results/{model[0]}/tvm/imported.json"
+        assert not imported.is_symlink() and '"status": "timeout"' in imported.read_text()
+        assert not _records(cache), f"failure records in the cache after {attempt}: {_records(cache)}"

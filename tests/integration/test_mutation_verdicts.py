@@ -74,7 +74,7 @@ def pytorch_labels(finished) -> dict[str, np.ndarray]:
     bias = [m for m in model.modules() if isinstance(m, nn.Linear)][-1].bias.detach().numpy()  # the classifier's
     with torch.no_grad():
         original = model(x).argmax(1).numpy()
-        for name, child in list(model.named_modules()):
+        for child in list(model.modules()):
             for attr, sub in list(child.named_children()):
                 if isinstance(sub, nn.ReLU6):
                     setattr(child, attr, nn.Sigmoid())

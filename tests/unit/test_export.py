@@ -63,3 +63,24 @@ def test_corrupt_onnx_names_the_file(exported, tmp_path):
         check_onnx(bad)
     with pytest.raises(ValueError, match="missing.onnx: ONNX file not found"):
         check_onnx(tmp_path / "missing.onnx")
+
+
+def test_a_conversion_its_exporter_cannot_make_is_a_recorded_finding(tmp_path, small_inputs):
+    """The legacy exporter cannot export scaled-dot-product attention below opset 14: for a conversion that is
+    a result (a failure record at export, which ONNX Runtime's reference reports as an export failure), while
+    the same failure of the primary export stops the job."""
+    from deltamut.export.stage import export_stage
+    from deltamut.failure import read_failure
+    from deltamut.runner.stage import reference_stage
+
+    info = load_model("vit", {"arch": "vit_ti_16", "input_size": 16})
+    out = tmp_path / "model.onnx"
+    export = lambda: export_model(info, out, opset=13, exporter="legacy")  # noqa: E731
+    assert export_stage(export, out, conversion=True) is False
+    record = read_failure(out)
+    assert record["stage"] == "export" and "scaled_dot_product_attention" in record["error"]
+    result = reference_stage("onnxruntime", "vit@legacy-opset13", {}, out, small_inputs, {}, tmp_path / "ort.npz",
+                             tmp_path / "ort.log")
+    assert set(result.status) == {"error"} and result.meta["failed_stage"] == "export"
+    with pytest.raises(Exception, match="scaled_dot_product_attention"):
+        export_stage(export, tmp_path / "primary.onnx", conversion=False)

@@ -605,3 +605,29 @@ def test_every_entry_builds_and_runs(graph_mod, original, x, tmp_path):
         n: s for n, s in status.items() if s != "ok" and CATALOG[n]["category"] != "Conditional Statement Operations"
     }
     assert not bad, bad
+
+
+# ----- sweeps: one mutant per site ----------------------------------------------------------------------
+
+
+def test_a_sweep_census_counts_the_sites_and_each_one_site_mutant_changes_one(graph_mod, original):
+    from deltamut.mutations.sweep import census, choose_sites, site_spec, split_site_mutant
+
+    spec = {**CATALOG["mnn10_add_to_subtract"], "sites": "each"}
+    full = dm.mutate(graph_mod, {**spec, "sites": "all"}, lower).manifest
+    found = census(graph_mod, spec)
+    assert found["candidates"] == full["candidates"] and found["chosen"] == list(range(full["candidates"]))
+    depths = [s["depth"] for s in found["sites"]]
+    assert depths == sorted(depths) and depths[0] == 0 and depths[-1] == 1  # program order, first to last
+    for k in (0, found["candidates"] - 1):
+        one = dm.mutate(graph_mod, site_spec(spec, k), lower, original=original).manifest
+        assert one["applied"] == 1 and one["sites"][0] == full["sites"][k]
+    # kernel level: a site's depth is its kernel's first call in main, so the stores of one kernel share it
+    stores = census(original, {"operator": "store_subtract", "sites": "each"})
+    by_kernel = {}
+    for s in stores["sites"]:
+        by_kernel.setdefault(s["function"], set()).add(s["depth"])
+    assert all(len(d) == 1 for d in by_kernel.values()) and len({min(d) for d in by_kernel.values()}) > 1
+    # a larger sample keeps the sites of a smaller one; names round-trip
+    assert set(choose_sites({"sample": 3, "seed": 1}, 40)) <= set(choose_sites({"sample": 7, "seed": 1}, 40))
+    assert split_site_mutant("mnn01_sites.site12") == ("mnn01_sites", 12) and split_site_mutant("mnn01") is None

@@ -23,9 +23,9 @@ from deltamut.report import (
     report_stage,
 )
 from deltamut.report.common import CONTENT_KEY, STATUS_COLOURS
-from deltamut.report.sites import sites_plot
 from deltamut.report.gallery import probabilities, top5
 from deltamut.report.heatmap import FRAMEWORK_COLUMN
+from deltamut.report.sites import sites_plot
 from deltamut.runner.outputs import Outputs, save_outputs
 
 IMAGES = ["a.jpg", "b.jpg", "c.jpg"]

@@ -162,3 +162,34 @@ def test_latency_verdict_says_when_schedules_differ():
     plain = compare_pair("m", "optimisation", "a", "b", built({}, "none"), clean, np.array([-1]), coords,
                          Thresholds())[1]
     assert plain["latency_caveat"] == "schedules differ: none vs rules"
+
+
+def test_a_mutant_across_devices_is_judged_beyond_the_originals_own_difference():
+    """The original moves by 0.01 between the two devices; a mutant that moves by 0.005 diverges no more than
+    the original does, one that moves by 0.5 (and flips a label) diverges beyond it: that is the finding."""
+    import pandas as pd
+
+    from deltamut.compare.crossdevice import device_discrepancy
+    from deltamut.compare.tables import _cross_noise
+
+    base = [[3.0, 2.0, 1.0], [3.0, 2.0, 1.0]]
+    orig_x86, orig_arm = outputs(base), outputs([[3.01, 2.0, 1.0], [3.0, 2.0, 1.0]])
+    noise = _cross_noise(orig_arm, orig_x86)
+    assert noise.tolist() == pytest.approx([0.01, 0.0])
+    coords = {v: {"framework": "tvm", "opt": "o", "mutant": m, "device": d}
+              for v, m, d in [("o/x86", "original", "x86"), ("o/arm", "original", "arm"), ("s/x86", "steady", "x86"),
+                              ("s/arm", "steady", "arm"), ("u/x86", "ub", "x86"), ("u/arm", "ub", "arm")]}
+    rows = [compare_pair("m", "device", "o/arm", "o/x86", orig_arm, orig_x86, np.array([-1, -1]), coords,
+                         Thresholds())[1]]
+    for name, shift in (("s", 0.005), ("u", 0.5)):
+        x86 = outputs([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])
+        arm = outputs([[1.0, 2.0 + shift, 3.0 - shift], [3.0, 2.0, 1.0]])
+        summary = compare_pair("m", "mutant_device", f"{name}/arm", f"{name}/x86", arm, x86, np.array([-1, -1]),
+                               coords, Thresholds(), baseline_noise=noise)[1]
+        rows.append(summary)
+    per_pair = pd.DataFrame(rows)
+    assert per_pair.set_index("a").loc[["s/arm", "u/arm"], "verdict"].tolist() == ["within_noise", "top1_flip"]
+    info = {("o", "steady"): {"operator": "op", "category": "C"}, ("o", "ub"): {"operator": "op", "category": "C"}}
+    table = device_discrepancy(per_pair, info).iloc[0]
+    assert (table["mutants"], table["comparable"], table["diverging"]) == (2, 2, 1)
+    assert table["mutants_diverging"] == "ub" and table["original_max_abs_err"] == pytest.approx(0.01)
