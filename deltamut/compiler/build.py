@@ -18,7 +18,8 @@ from deltamut.fsutil import atomic_path
 
 def schedule(mod, target, target_spec: dict[str, Any], opt: OptConfig) -> tuple[Any, dict[str, Any]]:
     """Apply the schedules this target and configuration call for; return the module and a record of what was
-    scheduled how (`rule`, and per kernel "rules" or "fallback: why" for the CPU rules)."""
+    scheduled how: `rule`, and for the CPU rules each kernel's "rules" or "fallback: why" (`kernels`) and the
+    kernels left unscheduled with the reason (`fallbacks`), which compare shows beside a latency verdict."""
     if is_gpu(target_spec):
         from tvm.s_tir import dlight as dl
 
@@ -31,7 +32,7 @@ def schedule(mod, target, target_spec: dict[str, Any], opt: OptConfig) -> tuple[
 
         mod, kernels = schedule_cpu_with_report(mod, target)
         fallbacks = {k: v.removeprefix("fallback: ") for k, v in kernels.items() if v.startswith("fallback")}
-        return mod, {"rule": "rules", "kernels": len(kernels), "fallbacks": fallbacks}
+        return mod, {"rule": "rules", "kernels": kernels, "fallbacks": fallbacks}
     return mod, {"rule": "none"}
 
 

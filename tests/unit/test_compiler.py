@@ -17,7 +17,7 @@ CONFIGS = {
     "basic": {"fuse": False, "fold_constants": False, "llvm": {"opt-level": 1}},
     "default": {"passes": ["DecomposeOpsForInference"]},
     "extended": {"passes": ["DecomposeOpsForInference", "CanonicalizeBindings", "EliminateCommonSubexpr",
-                            "FoldConstant"], "llvm": {"opt-level": 3, "fast-math": True}},
+                            "FoldConstant"], "llvm": {"opt-level": 3, "fast-math": True}, "schedule": "rules"},
 }
 
 
@@ -41,6 +41,13 @@ def test_original_matches_pytorch(name, small_model, small_onnx, tmp_path):
         expected = small_model(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(run_library(tmp_path / "lib.so", x), expected, atol=1e-4, rtol=1e-4)
     assert "llvm" in info["target"]
+    # how each kernel was scheduled goes into deploy.json: with the CPU rules, every kernel by name
+    kernels = {gv.name_hint for gv, f in lowered.functions_items() if type(f).__name__ == "PrimFunc"}
+    schedule = info["schedule"]
+    if opt.schedule == "rules":
+        assert set(schedule["kernels"]) == kernels and schedule["fallbacks"] == {}, schedule
+    else:
+        assert schedule == {"rule": "none"}
 
 
 def test_fusion_changes_the_lowered_module(small_onnx):

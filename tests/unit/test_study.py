@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
 
-# The census of the default study's sweep (mnn01_sites: 12 of Lite0's 49 convs), as its checkpoint writes it
-CENSUS = {"candidates": 49, "chosen": [1, 2, 3, 4, 11, 18, 21, 22, 23, 35, 36, 46],
+# The census of the default study's sweep (mnn09_sites: 16 of Lite0's 49 batch norms), as its checkpoint writes it
+CENSUS = {"candidates": 49, "chosen": [1, 2, 3, 4, 10, 11, 18, 20, 21, 22, 23, 27, 28, 35, 36, 46],
           "sites": [{"site": k, "depth": round(k / 48, 4)} for k in range(49)]}
 
 
@@ -41,13 +41,13 @@ def test_default_study_expands_to_the_documented_axes():
     s = study()
     assert list(s.models) == ["efficientnet_lite0", "efficientnet_lite1", "vit_ti_16"]
     mutants = s.mutants("efficientnet_lite0", "extended")
-    # MutateNN's 22 entries and the 12 one-site mutants of the mnn01 sweep its census chose
-    assert mutants[0] == "original" and len(mutants) == 1 + 22 + 12
+    # MutateNN's 22 entries and the 16 one-site mutants of the mnn09 sweep its census chose
+    assert mutants[0] == "original" and len(mutants) == 1 + 22 + 16
     assert all(m.startswith("mnn") for m in mutants[1:])
-    assert [m for m in mutants if ".site" in m] == [f"mnn01_sites.site{k}" for k in CENSUS["chosen"]]
-    assert s.mutation("mnn01_sites.site4")["sites"] == [[4, 4]]
-    assert s.site_of("efficientnet_lite0", "extended", "mnn01_sites.site4") == \
-        {"sweep": "mnn01_sites", "site": 4, "depth": round(4 / 48, 4)}
+    assert [m for m in mutants if ".site" in m] == [f"mnn09_sites.site{k}" for k in CENSUS["chosen"]]
+    assert s.mutation("mnn09_sites.site4")["sites"] == [[4, 4]]
+    assert s.site_of("efficientnet_lite0", "extended", "mnn09_sites.site4") == \
+        {"sweep": "mnn09_sites", "site": 4, "depth": round(4 / 48, 4)}
     assert len(s.mutants("efficientnet_lite0", "extended", expand=False)) == 23  # before the census ran
     assert s.mutants("vit_ti_16", "extended") == ["original", "mnn02_transpose_dense_in0",
                                                   "mnn03_transpose_conv2d_dense_in0"]
@@ -57,7 +57,7 @@ def test_default_study_expands_to_the_documented_axes():
     assert {"torch", "onnxruntime", "tvm/basic/original/cpu", "tvm/extended/mnn11_relu_to_sigmoid/cpu"} <= set(variants)
     kinds = [p["kind"] for p in s.pairs("efficientnet_lite0")]
     # 3 optimisations + the two conversions compiled under `default` (legacy-opset17, torch-export)
-    assert kinds.count("compiler") == 5 and kinds.count("mutant") == 22 + 12
+    assert kinds.count("compiler") == 5 and kinds.count("mutant") == 22 + 16
     assert kinds.count("framework") == 3  # onnxruntime on the primary ONNX and on both legacy conversions
     assert kinds.count("optimisation") == 2 and kinds.count("precision") == 1
     assert kinds.count("conversion") == 4
