@@ -28,6 +28,8 @@ SUMMARY_COLUMNS = {
 
 
 def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
     if isinstance(v, float):
         if math.isnan(v):
             return "-"

@@ -52,8 +52,9 @@ def kill_matrix_plot(kill: pd.DataFrame, path: str | Path, model: str = "") -> P
         return note_figure(path, title, "This study has no mutants: nothing to kill.")
     kill = kill.copy()
     kill["column"] = kill["opt"].astype(str) + " @ " + kill["device"].astype(str)
-    if "category" in kill:
-        kill = kill.sort_values(["category", "mutant"], kind="stable", na_position="last")
+    if "category" in kill:  # a sweep's one-site mutants after the other mutants of the category, by site
+        by = [c for c in ("category", "sweep", "site", "mutant") if c in kill]
+        kill = kill.sort_values(by, kind="stable", na_position="first")
     mutants = list(dict.fromkeys(kill["mutant"]))
     columns = list(dict.fromkeys(kill["column"]))
     labels = {m: _row_label(kill[kill["mutant"] == m].iloc[0]) for m in mutants}
@@ -66,8 +67,10 @@ def kill_matrix_plot(kill: pd.DataFrame, path: str | Path, model: str = "") -> P
         colour = STATUS_COLOURS.get(status, "white")
         ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor=colour, edgecolor="white", linewidth=1.5))
         text_colour = "white" if status in ("crashed", "killed") else "black"
-        ax.text(x, y, _cell_text(status, row.get("top1_changed_pct")), ha="center", va="center", fontsize=8,
-                color=text_colour)
+        text = _cell_text(status, row.get("top1_changed_pct"))
+        if status != "duplicate" and isinstance(row.get("duplicate_of"), str):
+            text += " (dup.)"  # the same outputs as another mutant: counted once
+        ax.text(x, y, text, ha="center", va="center", fontsize=8, color=text_colour)
     scores = [_score(kill[kill["column"] == c]) for c in columns]
     ax.set_xlim(-0.5, n_cols - 0.5)
     ax.set_ylim(n_rows - 0.5, -0.5)
