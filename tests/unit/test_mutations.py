@@ -628,6 +628,8 @@ def test_a_sweep_census_counts_the_sites_and_each_one_site_mutant_changes_one(gr
     for s in stores["sites"]:
         by_kernel.setdefault(s["function"], set()).add(s["depth"])
     assert all(len(d) == 1 for d in by_kernel.values()) and len({min(d) for d in by_kernel.values()}) > 1
-    # a larger sample keeps the sites of a smaller one; names round-trip
+    # a larger sample keeps the sites of a smaller one, and their specs (a mutate job's params): growing a sweep
+    # reruns none of its mutants; names round-trip
     assert set(choose_sites({"sample": 3, "seed": 1}, 40)) <= set(choose_sites({"sample": 7, "seed": 1}, 40))
+    assert site_spec({**spec, "sites": {"sample": 3}}, 5) == site_spec({**spec, "sites": {"sample": 7}}, 5)
     assert split_site_mutant("mnn01_sites.site12") == ("mnn01_sites", 12) and split_site_mutant("mnn01") is None
