@@ -15,9 +15,10 @@ STUDY.site_source = lambda model, opt, entry: sweep_census(model, opt, entry)  #
 
 # The between-workflow cache (--cache) must never serve a failure record: a compile that timed out once would
 # be a timeout in every later study. Records stored by earlier workflows are evicted before this one plans;
-# this workflow's own are evicted when it ends (Snakefile: onsuccess/onerror).
+# this workflow's own are evicted when it ends (Snakefile: onsuccess/onerror). Only the main process does it:
+# each job's process parses this file too, and must not evict a record that a running job still reads.
 OUTPUT_CACHE = os.environ.get("SNAKEMAKE_OUTPUT_CACHE") if workflow.workflow_settings.cache is not None else None
-if OUTPUT_CACHE:
+if OUTPUT_CACHE and workflow.is_main_process:
     evict_failures(OUTPUT_CACHE)
 
 # Infer and reference jobs time the model: they ask for every core (Snakemake caps this at --cores) so no
