@@ -9,10 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from deltamut.defaults import SCHEMA
 from deltamut.schemacheck import describe, error_path
 from deltamut.study import Study, StudyError
-
-SCHEMA = Path(__file__).resolve().parents[1] / "config" / "config.schema.yaml"
 
 
 class ConfigError(ValueError):

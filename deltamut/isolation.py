@@ -14,10 +14,12 @@ import subprocess
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deltamut.outcome import Status, Symptom
 from deltamut.procutil import kill_group, spawn
 
 
@@ -25,7 +27,7 @@ from deltamut.procutil import kill_group, spawn
 class Isolated:
     ok: bool
     value: Any = None
-    symptom: str = ""  # exception | signal | timeout | exit
+    symptom: Symptom | None = None  # how it ended, when it did not return
     error: str = ""
     returncode: int | None = None
     log_tail: str = ""
@@ -34,12 +36,10 @@ class Isolated:
     @property
     def status(self) -> str:
         """In the vocabulary of deltamut.outcome.Status."""
-        if self.ok:
-            return "ok"
-        return {"timeout": "timeout", "signal": "crash", "exit": "crash"}.get(self.symptom, "error")
+        return Status.OK.value if self.ok else Symptom(self.symptom).status.value
 
     def as_record(self) -> dict[str, Any]:
-        return {"status": self.status, "symptom": self.symptom, "error": self.error,
+        return {"status": self.status, "symptom": str(self.symptom or ""), "error": self.error,
                 "returncode": self.returncode, "log_tail": self.log_tail}
 
 
@@ -50,8 +50,19 @@ def _tail(path: Path, n: int = 25) -> str:
         return ""
 
 
-def call_isolated(func: str, kwargs: dict[str, Any], timeout_s: float, log_path: str | Path) -> Isolated:
-    """Call `func` ("package.module:function") with JSON-serialisable `kwargs` in a fresh interpreter."""
+def _importable_name(func: Callable[..., Any]) -> str:
+    """`package.module:function`, the name a fresh interpreter imports `func` by; only module-level functions
+    of an importable module qualify."""
+    module, name = getattr(func, "__module__", None), getattr(func, "__qualname__", "")
+    if not module or module == "__main__" or "." in name or "<" in name:
+        raise ValueError(f"{func!r}: an isolated call needs a module-level function of an importable module")
+    return f"{module}:{name}"
+
+
+def call_isolated(func: Callable[..., Any], kwargs: dict[str, Any], timeout_s: float,
+                  log_path: str | Path) -> Isolated:
+    """Call `func` (a module-level function) with JSON-serialisable `kwargs` in a fresh interpreter."""
+    func = _importable_name(func)
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="deltamut-iso-") as tmp:
@@ -64,19 +75,19 @@ def call_isolated(func: str, kwargs: dict[str, Any], timeout_s: float, log_path:
                 rc = proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 kill_group(proc)
-                return Isolated(False, symptom="timeout", error=f"{func} did not finish within {timeout_s:g} s",
+                return Isolated(False, symptom=Symptom.TIMEOUT, error=f"{func} did not finish within {timeout_s:g} s",
                                 log_tail=_tail(log_path))
         if result.exists():
             out = json.loads(result.read_text())
             if out.get("ok"):
                 return Isolated(True, value=out.get("value"), returncode=rc)
-            return Isolated(False, symptom="exception", error=out["error"], returncode=rc,
+            return Isolated(False, symptom=Symptom.EXCEPTION, error=out["error"], returncode=rc,
                             log_tail=_tail(log_path))
         if rc < 0:
             name = signal.Signals(-rc).name
-            return Isolated(False, symptom="signal", error=f"{func} killed by signal {-rc} ({name})",
+            return Isolated(False, symptom=Symptom.SIGNAL, error=f"{func} killed by signal {-rc} ({name})",
                             returncode=rc, log_tail=_tail(log_path))
-        return Isolated(False, symptom="exit", error=f"{func} exited with code {rc} without a result",
+        return Isolated(False, symptom=Symptom.EXIT, error=f"{func} exited with code {rc} without a result",
                         returncode=rc, log_tail=_tail(log_path))
 
 

@@ -1,7 +1,9 @@
-"""One vocabulary for what happened to a variant, shared by infer, compare and the report.
+"""One vocabulary for what happened to a variant, shared by every stage, compare and the report.
 
-A crash is a finding, not a pipeline failure: every stage records *where* (stage) and *how* (status,
-symptom) a variant failed, so the compare stage can grade it instead of the workflow dying.
+A crash is a finding, not a pipeline failure: every stage records *where* (`Stage`) and *how* (`Status` of
+each image or of a whole variant, and for an isolated call its `Symptom`) a variant failed, so the compare
+stage can grade it instead of the workflow dying. These enums are the only spellings of outcomes in the
+code: `tests/unit/test_outcome.py` fails on a status written as a string literal anywhere else.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ class Stage(StrEnum):
     """Where a variant failed."""
 
     EXPORT = "export"
-    COMPILE = "compile"
+    COMPILE = "compile"  # import and graph passes
     MUTATE = "mutate"
     DEPLOY = "deploy"
     RUN = "run"
@@ -29,6 +31,19 @@ class Status(StrEnum):
     ERROR = "error"  # a Python exception (not a signal): a deterministic failure
     EQUIVALENT = "equivalent"  # mutant structurally equal to the original or another mutant: not run
     SKIPPED = "skipped"  # never attempted because an earlier stage failed
+
+
+class Symptom(StrEnum):
+    """How an isolated call (deltamut.isolation) ended when it did not return."""
+
+    EXCEPTION = "exception"  # it raised: Status.ERROR
+    SIGNAL = "signal"  # killed by a signal (a segfault): Status.CRASH
+    EXIT = "exit"  # exited without a result: Status.CRASH
+    TIMEOUT = "timeout"  # ran past its limit and was killed: Status.TIMEOUT
+
+    @property
+    def status(self) -> Status:
+        return {Symptom.EXCEPTION: Status.ERROR, Symptom.TIMEOUT: Status.TIMEOUT}.get(self, Status.CRASH)
 
 
 FAILED = frozenset({Status.CRASH, Status.TIMEOUT, Status.NAN, Status.ERROR})

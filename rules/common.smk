@@ -1,14 +1,15 @@
-# Bookkeeping done once: validate the config, expand the study, name the wildcards.
+# Bookkeeping done once: validate the config, expand the study, name the wildcards. Every path comes from
+# deltamut.paths, every name of a model or variant from deltamut.study: the rules only combine them.
 import os
 import sys
 
 sys.path.insert(0, workflow.basedir)
 
-from deltamut import provenance
+from deltamut import paths, provenance
 from deltamut.cache import evict_failures
 from deltamut.compiler.optconfig import codegen_slice, graph_slice, lowering_slice
 from deltamut.config import load_study
-from deltamut.study import ORIGINAL, PRIMARY
+from deltamut.study import ORIGINAL, ModelRef
 
 STUDY = load_study(config, base=workflow.basedir)
 STUDY.site_source = lambda model, opt, entry: sweep_census(model, opt, entry)  # noqa: F821 (defined below)
@@ -24,17 +25,18 @@ if OUTPUT_CACHE and workflow.is_main_process:
 # Infer and reference jobs time the model: they ask for every core (Snakemake caps this at --cores) so no
 # other job runs beside them and skews latency; the backend uses that many threads.
 # On a cluster, profiles set `set-threads` for them instead.
-RUN_THREADS = config.get("runner", {}).get("threads") or 1024
+RUN_THREADS = config["runner"]["threads"] or 1024
 
 # What the timed runs read; batch_size is the throughput study's (rules/throughput.smk), so turning it on
 # does not rerun every infer job.
-RUNNER = {k: v for k, v in config.get("runner", {}).items() if k != "batch_size"}
+RUNNER = {k: v for k, v in config["runner"].items() if k != "batch_size"}
 
-TIMEOUTS = {"compile_s": 1800, "mutate_s": 1800, "deploy_s": 1800, **config.get("timeouts", {})}
+TIMEOUTS = config["timeouts"]  # the schema fills in every limit
 
 
 wildcard_constraints:
-    model=r"[A-Za-z0-9_.-]+(@[A-Za-z0-9_.-]+)?",  # a model, or a conversion of it (deltamut.study)
+    # a model, a conversion of it, or its batched build (deltamut.study.ModelRef)
+    model=r"[A-Za-z0-9_.-]+(@[A-Za-z0-9_.-]+)?(\+b[0-9]+)?",
     opt=r"[A-Za-z0-9_.-]+",
     mutant=r"[A-Za-z0-9_.-]+",
     target=r"[A-Za-z0-9_.-]+",
@@ -44,12 +46,12 @@ wildcard_constraints:
 
 
 def photos_input(wildcards):
-    return "resources/photos" if config["dataset"]["images"] == "default" else []
+    return paths.PHOTOS if config["dataset"]["images"] == "default" else []
 
 
 def dataset_images():
     images = config["dataset"]["images"]
-    return "resources/photos" if images == "default" else images
+    return paths.PHOTOS if images == "default" else images
 
 
 def dataset_labels():
@@ -64,22 +66,27 @@ def dataset_labels():
 def original_paths(wildcards):
     """The original's module and IR, which every other mutant is diffed and checked against."""
     if wildcards.mutant == ORIGINAL:
-        reused = STUDY.reused_from(wildcards.model, wildcards.opt, "lowering")
-        if reused is None:
-            return {}
-        base = f"results/{wildcards.model}/tvm/{reused}/{ORIGINAL}"  # an ablated step lowering leaves alone
-        return {"reuse_module": f"{base}/module.json", "reuse_ir": f"{base}/ir.txt",
-                "reuse_manifest": f"{base}/manifest.json"}
-    base = f"results/{wildcards.model}/tvm/{wildcards.opt}/{ORIGINAL}"
-    return {"original_module": f"{base}/module.json", "original_ir": f"{base}/ir.txt"}
+        return {}
+    where = {"model": wildcards.model, "opt": wildcards.opt, "mutant": ORIGINAL}
+    return {"original_module": paths.fill(paths.MODULE, **where), "original_ir": paths.fill(paths.IR, **where)}
+
+
+def mutated_graph(wildcards):
+    """The graph a mutant starts from: the configuration's graph (an ablated step that leaves the graph alone
+    points at its base's); graph- and model-level mutants also read the graph as imported."""
+    graph = paths.fill(paths.GRAPH, model=wildcards.model, opt=STUDY.source_opt(wildcards.model, wildcards.opt,
+                                                                                "graph"))
+    if STUDY.mutates_graph(wildcards.mutant):
+        return {"graph": graph, "imported": paths.fill(paths.IMPORTED, model=wildcards.model)}
+    return {"graph": graph}
 
 
 def sweep_module(wildcards):
     """What a sweep's census counts sites in: the graph as imported (graph and model level), or the lowered
     original (kernel level)."""
     if STUDY.mutates_graph(wildcards.entry):
-        return f"results/{wildcards.model}/tvm/imported.json"
-    return f"results/{wildcards.model}/tvm/{wildcards.opt}/{ORIGINAL}/module.json"
+        return paths.fill(paths.IMPORTED, model=wildcards.model)
+    return STUDY.artifact(paths.MODULE, wildcards.model, wildcards.opt)
 
 
 def sweep_census(model, opt, entry):
@@ -87,23 +94,21 @@ def sweep_census(model, opt, entry):
     return checkpoints.census.get(model=model, opt=opt, entry=entry).output[0]
 
 
-def mutation_start(wildcards):
-    """Graph- and model-level mutants start from the graph as imported, before the configuration's passes."""
-    if STUDY.mutates_graph(wildcards.mutant):
-        return {"imported": f"results/{wildcards.model}/tvm/imported.json"}
-    return {}
-
-
-def built_mutant(wildcards):
-    """Input-level mutants run the original's library on transformed images."""
-    return ORIGINAL if STUDY.is_input_mutant(wildcards.mutant) else wildcards.mutant
+def built_module(wildcards):
+    """The lowered module a deploy job builds: the mutant's (an ablated step that leaves the lowering alone
+    builds its base's original)."""
+    where = (wildcards.model, wildcards.opt, wildcards.mutant)
+    return {"module": STUDY.artifact(paths.MODULE, *where), "manifest": STUDY.artifact(paths.MANIFEST, *where)}
 
 
 def deploy_inputs(wildcards):
-    mutant = built_mutant(wildcards)
-    base = f"results/{wildcards.model}/tvm/{wildcards.opt}/{mutant}/deploy/{STUDY.target_of(wildcards.device)}"
-    return {"lib": f"{base}/lib.so", "info": f"{base}/deploy.json",
-            "inputs": STUDY.inputs_path(wildcards.model, wildcards.mutant if mutant == ORIGINAL else ORIGINAL)}
+    """An infer job runs its mutant's library (an input-level mutant: the original's, on its own images)."""
+    mutant = ORIGINAL if STUDY.is_input_mutant(wildcards.mutant) else wildcards.mutant
+    where = {"model": wildcards.model, "opt": wildcards.opt, "mutant": mutant,
+             "target": STUDY.target_of(wildcards.device)}
+    return {"lib": paths.fill(paths.LIB, **where), "info": paths.fill(paths.DEPLOY, **where),
+            "inputs": STUDY.inputs_path(wildcards.model, wildcards.mutant if STUDY.is_input_mutant(wildcards.mutant)
+                                        else ORIGINAL)}
 
 
 def mutant_twins(wildcards):
@@ -111,22 +116,13 @@ def mutant_twins(wildcards):
     index is `ancient`: editing one mutation rewrites the index but must not rebuild every other mutant."""
     if wildcards.mutant == ORIGINAL:
         return {}
-    return {"mutant_index": ancient(STUDY.index_path(wildcards.model, wildcards.opt))}
+    return {"mutant_index": ancient(paths.fill(paths.INDEX, model=wildcards.model, opt=wildcards.opt))}
 
 
 def graph_source(wildcards):
     """What TVM imports: the ONNX file, or the ExportedProgram of a torch.export conversion."""
     exported = STUDY.export_settings(wildcards.model)["exporter"] == "torch.export"
-    return f"results/{wildcards.model}/export/" + ("program.pt2" if exported else "model.onnx")
-
-
-def compile_source(wildcards):
-    """The imported module; or, for an ablated configuration whose graph passes are its base's, the base's
-    graph module to copy."""
-    reused = STUDY.reused_from(wildcards.model, wildcards.opt, "graph")
-    if reused:
-        return f"results/{wildcards.model}/tvm/{reused}/graph.json"
-    return f"results/{wildcards.model}/tvm/imported.json"
+    return paths.fill(paths.PROGRAM if exported else paths.ONNX, model=wildcards.model)
 
 
 def software_versions(stage):
@@ -144,9 +140,27 @@ def export_inputs(wildcards):
 
 def plot_output(name, figure):
     return report(
-        f"results/{{model}}/report/{name}.png",
+        paths.PLOT.replace("{name}", name),
         caption=f"../report/{name}.rst",
         category="Plots",
         subcategory="{model}",
         labels={"model": "{model}", "figure": figure},
     )
+
+
+def throughput_inputs(wildcards):
+    """The images, and what a throughput variant runs at batch 1 and at batch B: nothing for PyTorch (one
+    module runs any batch), the ONNX files for ONNX Runtime, the libraries for a TVM optimisation."""
+    from deltamut.runner.throughput import parse_variant
+
+    framework, opt = parse_variant(wildcards.variant)
+    model = ModelRef.parse(wildcards.model)
+    batched = str(model.batched(STUDY.throughput_batch))
+    inputs = {"inputs": STUDY.inputs_path(wildcards.model)}
+    if framework == "onnxruntime":
+        inputs.update(onnx=paths.fill(paths.ONNX, model=str(model)), onnx_batched=paths.fill(paths.ONNX, model=batched))
+    elif framework == "tvm":
+        where = {"opt": opt, "mutant": ORIGINAL, "target": STUDY.throughput_target}
+        inputs.update(lib=paths.fill(paths.LIB, model=str(model), **where),
+                      lib_batched=paths.fill(paths.LIB, model=batched, **where))
+    return inputs

@@ -4,36 +4,36 @@ rule compare:
         manifests=lambda wc: STUDY.model_manifests(wc.model),
         indexes=lambda wc: list(STUDY.model_indexes(wc.model).values()),
         sweeps=lambda wc: STUDY.sweep_paths(wc.model),
-        inputs="results/{model}/data/inputs.npz",
+        inputs=paths.INPUTS,
     output:
-        per_image_csv="results/{model}/compare/per_image.csv",
-        per_image_parquet="results/{model}/compare/per_image.parquet",
+        per_image_csv=paths.table("per_image", "csv", "{model}"),
+        per_image_parquet=paths.table("per_image", "parquet", "{model}"),
         per_pair_csv=report(
-            "results/{model}/compare/per_pair.csv",
+            paths.table("per_pair", "csv", "{model}"),
             category="Tables",
             labels={"model": "{model}", "table": "per pair"},
         ),
-        per_pair_parquet="results/{model}/compare/per_pair.parquet",
+        per_pair_parquet=paths.table("per_pair", "parquet", "{model}"),
         kill_matrix_csv=report(
-            "results/{model}/compare/kill_matrix.csv",
+            paths.table("kill_matrix", "csv", "{model}"),
             category="Mutants",
             labels={"model": "{model}", "table": "kill matrix"},
         ),
-        kill_matrix_parquet="results/{model}/compare/kill_matrix.parquet",
+        kill_matrix_parquet=paths.table("kill_matrix", "parquet", "{model}"),
         scores_csv=report(
-            "results/{model}/compare/mutation_scores.csv",
+            paths.table("mutation_scores", "csv", "{model}"),
             category="Mutants",
             labels={"model": "{model}", "table": "mutation scores"},
         ),
-        scores_parquet="results/{model}/compare/mutation_scores.parquet",
+        scores_parquet=paths.table("mutation_scores", "parquet", "{model}"),
         devices_csv=report(
-            "results/{model}/compare/mutants_across_devices.csv",
+            paths.table("mutants_across_devices", "csv", "{model}"),
             category="Mutants",
             labels={"model": "{model}", "table": "mutants across devices"},
         ),
-        devices_parquet="results/{model}/compare/mutants_across_devices.parquet",
+        devices_parquet=paths.table("mutants_across_devices", "parquet", "{model}"),
         summary=report(
-            "results/{model}/compare/summary.md",
+            paths.SUMMARY,
             category="Summaries",
             labels={"model": "{model}"},
         ),
@@ -41,10 +41,9 @@ rule compare:
         variants=lambda wc: STUDY.variants(wc.model),
         pairs=lambda wc: STUDY.pairs(wc.model),
         indexes=lambda wc: STUDY.model_indexes(wc.model),
-        thresholds=lambda wc: {k: v for k, v in config.get("compare", {}).items()
-                               if k not in ("reference", "float64_reference", "pairs")},
+        thresholds={k: v for k, v in config["compare"].items() if k not in ("reference", "float64_reference", "pairs")},
     log:
-        "results/logs/compare/{model}.log",
+        paths.log("compare", "model"),
     conda:
         "../envs/cpu.yaml"
     script:
@@ -53,13 +52,13 @@ rule compare:
 
 rule summary:
     input:
-        expand("results/{model}/compare/per_pair.parquet", model=list(config["models"])),
+        per_pair=expand(paths.table("per_pair", "parquet", "{model}"), model=list(config["models"])),
     output:
-        csv=report("results/compare/per_pair.csv", category="Tables", labels={"table": "all pairs"}),
-        parquet="results/compare/per_pair.parquet",
-        summary=report("results/summary.md", category="Summaries", labels={"model": "all"}),
+        csv=report(paths.table("per_pair", "csv"), category="Tables", labels={"table": "all pairs"}),
+        parquet=paths.table("per_pair", "parquet"),
+        summary=report(paths.STUDY_SUMMARY, category="Summaries", labels={"model": "all"}),
     log:
-        "results/logs/summary.log",
+        paths.log("summary"),
     conda:
         "../envs/cpu.yaml"
     script:

@@ -1,8 +1,8 @@
 rule import_graph:
     input:
-        graph_source,
+        source=graph_source,
     output:
-        "results/{model}/tvm/imported.json",
+        imported=paths.IMPORTED,
     params:
         # The cache hash ignores wildcards: the name goes through params so every model gets its own entry;
         # the versions of the software that makes the artifact key it too.
@@ -10,7 +10,7 @@ rule import_graph:
         software=software_versions("import"),
         timeout_s=TIMEOUTS["compile_s"],
     log:
-        "results/logs/import_graph/{model}.log",
+        paths.log("import_graph", "model"),
     cache: "omit-software"
     conda:
         "../envs/cpu.yaml"
@@ -20,20 +20,19 @@ rule import_graph:
 
 rule compile:
     input:
-        compile_source,
+        imported=paths.IMPORTED,
     output:
-        "results/{model}/tvm/{opt}/graph.json",
+        graph=paths.GRAPH,
     params:
         # The cache hash ignores wildcards: the names go through params so every
         # (model, optimisation) gets its own cache entry.
         model=lambda wc: wc.model,
         opt=lambda wc: wc.opt,
         graph=lambda wc: graph_slice(STUDY.optimisation(wc.opt)),
-        reuse=lambda wc: STUDY.reused_from(wc.model, wc.opt, "graph"),
         software=software_versions("compile"),
         timeout_s=TIMEOUTS["compile_s"],
     log:
-        "results/logs/compile/{model}/{opt}.log",
+        paths.log("compile", "model", "opt"),
     cache: "omit-software"
     conda:
         "../envs/cpu.yaml"

@@ -1,8 +1,8 @@
 rule photos:
     output:
-        directory("resources/photos"),
+        photos=directory(paths.PHOTOS),
     log:
-        "results/logs/photos.log",
+        paths.log("photos"),
     conda:
         "../envs/cpu.yaml"
     script:
@@ -13,15 +13,15 @@ rule dataset:
     input:
         photos_input,
     output:
-        inputs="results/{model}/data/inputs.npz",
-        manifest="results/{model}/data/dataset.json",
+        inputs=paths.INPUTS,
+        manifest=paths.DATASET,
     params:
         model=lambda wc: STUDY.model_spec(wc.model),
         images=dataset_images(),
         labels=dataset_labels(),
         limit=config["dataset"]["limit"],
     log:
-        "results/logs/dataset/{model}.log",
+        paths.log("dataset", "model"),
     conda:
         "../envs/cpu.yaml"
     script:
@@ -32,8 +32,8 @@ rule input_mutant:
     input:
         photos_input,
     output:
-        inputs="results/{model}/data/{mutant}/inputs.npz",
-        manifest="results/{model}/data/{mutant}/dataset.json",
+        inputs=paths.MUTANT_INPUTS,
+        manifest=paths.MUTANT_DATASET,
     params:
         model=lambda wc: STUDY.model_spec(wc.model),
         spec=lambda wc: STUDY.mutation(wc.mutant),
@@ -41,8 +41,8 @@ rule input_mutant:
         labels=dataset_labels(),
         limit=config["dataset"]["limit"],
     log:
-        "results/logs/input_mutant/{model}/{mutant}.log",
+        paths.log("input_mutant", "model", "mutant"),
     conda:
         "../envs/cpu.yaml"
     script:
-        "../scripts/dataset.py"
+        "../scripts/input_mutant.py"

@@ -2,16 +2,16 @@ rule export:
     input:
         export_inputs,
     output:
-        "results/{model}/export/model.onnx",
+        onnx=paths.ONNX,
     params:
-        # the model's own name (a conversion's is its model's): what the zoo loads
-        name=lambda wc: STUDY.split(wc.model)[0],
+        # the model's own name (a conversion's or a batched build's is its model's): what the zoo loads
+        name=lambda wc: ModelRef.parse(wc.model).base,
         model=lambda wc: STUDY.model_spec(wc.model),
-        export=lambda wc: STUDY.export_settings(wc.model),
-        conversion=lambda wc: STUDY.split(wc.model)[1] != PRIMARY,
+        export=lambda wc: STUDY.export_settings(wc.model),  # exporter, opset, batch size
+        conversion=lambda wc: ModelRef.parse(wc.model).is_conversion,
         software=software_versions("export"),
     log:
-        "results/logs/export/{model}.log",
+        paths.log("export", "model"),
     cache: "omit-software"
     conda:
         "../envs/cpu.yaml"
@@ -21,13 +21,13 @@ rule export:
 
 rule export_program:
     output:
-        "results/{model}/export/program.pt2",
+        program=paths.PROGRAM,
     params:
-        name=lambda wc: STUDY.split(wc.model)[0],
+        name=lambda wc: ModelRef.parse(wc.model).base,
         model=lambda wc: STUDY.model_spec(wc.model),
         software=software_versions("export"),
     log:
-        "results/logs/export_program/{model}.log",
+        paths.log("export_program", "model"),
     cache: "omit-software"
     conda:
         "../envs/cpu.yaml"
@@ -37,18 +37,18 @@ rule export_program:
 
 rule reference:
     input:
-        onnx="results/{model}/export/model.onnx",
+        onnx=paths.ONNX,
         inputs=lambda wc: STUDY.inputs_path(wc.model),
     output:
-        "results/{model}/reference/{framework}.npz",
+        outputs=paths.REFERENCE,
     params:
         model=lambda wc: STUDY.model_spec(wc.model),
         runner=RUNNER,
     threads: RUN_THREADS
     log:
-        "results/logs/reference/{model}/{framework}.log",
+        paths.log("reference", "model", "framework"),
     benchmark:
-        "results/benchmarks/reference/{model}/{framework}.tsv"
+        paths.benchmark("reference", "model", "framework")
     conda:
         "../envs/cpu.yaml"
     script:

@@ -2,16 +2,16 @@ rule infer:
     input:
         unpack(deploy_inputs),
     output:
-        "results/{model}/tvm/{opt}/{mutant}/infer/{device}/outputs.npz",
+        outputs=paths.OUTPUTS,
     params:
         device=lambda wc: config["devices"][wc.device],
         target=lambda wc: config["targets"][STUDY.target_of(wc.device)],
         runner=RUNNER,
     threads: RUN_THREADS
     log:
-        "results/logs/infer/{model}/{opt}/{mutant}/{device}.log",
+        paths.log("infer", "model", "opt", "mutant", "device"),
     benchmark:
-        "results/benchmarks/infer/{model}/{opt}/{mutant}/{device}.tsv"
+        paths.benchmark("infer", "model", "opt", "mutant", "device")
     conda:
         "../envs/cpu.yaml"
     script:

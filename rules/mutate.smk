@@ -1,13 +1,12 @@
 rule mutate:
     input:
         unpack(original_paths),
-        unpack(mutation_start),
-        graph="results/{model}/tvm/{opt}/graph.json",
+        unpack(mutated_graph),
     output:
-        module="results/{model}/tvm/{opt}/{mutant}/module.json",
-        ir="results/{model}/tvm/{opt}/{mutant}/ir.txt",
-        diff="results/{model}/tvm/{opt}/{mutant}/diff.txt",
-        manifest="results/{model}/tvm/{opt}/{mutant}/manifest.json",
+        module=paths.MODULE,
+        ir=paths.IR,
+        diff=paths.DIFF,
+        manifest=paths.MANIFEST,
     params:
         # Only this mutation's entry: editing one mutation reruns only its jobs.
         spec=lambda wc: STUDY.mutation(wc.mutant),
@@ -16,9 +15,9 @@ rule mutate:
         graph_passes=lambda wc: graph_slice(STUDY.optimisation(wc.opt)) if STUDY.mutates_graph(wc.mutant) else {},
         timeout_s=TIMEOUTS["mutate_s"],
     log:
-        "results/logs/mutate/{model}/{opt}/{mutant}.log",
+        paths.log("mutate", "model", "opt", "mutant"),
     benchmark:
-        "results/benchmarks/mutate/{model}/{opt}/{mutant}.tsv"
+        paths.benchmark("mutate", "model", "opt", "mutant")
     conda:
         "../envs/cpu.yaml"
     script:
@@ -27,12 +26,13 @@ rule mutate:
 
 rule mutant_index:
     input:
-        lambda wc: [STUDY.manifest_path(wc.model, wc.opt, m) for m in STUDY.built_mutants(wc.model, wc.opt)],
+        manifests=lambda wc: [paths.fill(paths.MANIFEST, model=wc.model, opt=wc.opt, mutant=m)
+                              for m in STUDY.built_mutants(wc.model, wc.opt)],
     output:
-        "results/{model}/tvm/{opt}/mutants.json",
+        index=paths.INDEX,
     localrule: True
     log:
-        "results/logs/mutant_index/{model}/{opt}.log",
+        paths.log("mutant_index", "model", "opt"),
     conda:
         "../envs/cpu.yaml"
     script:
@@ -43,14 +43,14 @@ rule mutant_index:
 # sites and chooses some; the workflow reads the choice (a checkpoint) before it plans the per-site mutants.
 checkpoint census:
     input:
-        sweep_module,
+        module=sweep_module,
     output:
-        "results/{model}/tvm/{opt}/sweeps/{entry}.json",
+        census=paths.CENSUS,
     params:
         spec=lambda wc: STUDY.mutation(wc.entry),
         timeout_s=TIMEOUTS["mutate_s"],
     log:
-        "results/logs/census/{model}/{opt}/{entry}.log",
+        paths.log("census", "model", "opt", "entry"),
     conda:
         "../envs/cpu.yaml"
     script:

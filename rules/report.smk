@@ -3,10 +3,10 @@
 
 rule plots:
     input:
-        per_image="results/{model}/compare/per_image.parquet",
-        per_pair="results/{model}/compare/per_pair.parquet",
-        kill_matrix="results/{model}/compare/kill_matrix.parquet",
-        dataset="results/{model}/data/dataset.json",
+        per_image=paths.table("per_image", "parquet", "{model}"),
+        per_pair=paths.table("per_pair", "parquet", "{model}"),
+        kill_matrix=paths.table("kill_matrix", "parquet", "{model}"),
+        dataset=paths.DATASET,
         outputs=lambda wc: STUDY.model_outputs(wc.model),
     output:
         heatmap=plot_output("heatmap", "top-1 disagreement heatmap"),
@@ -18,8 +18,8 @@ rule plots:
         variants=lambda wc: STUDY.variants(wc.model),
         reference=lambda wc: STUDY.reference(wc.model),
     log:
-        "results/logs/plots/{model}.log",
+        paths.log("plots", "model"),
     conda:
         "../envs/cpu.yaml"
     script:
-        "../scripts/report.py"
+        "../scripts/plots.py"

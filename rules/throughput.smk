@@ -1,28 +1,26 @@
 # Throughput at batch B (runner.batch_size > 1), apart from the per-image latency at batch 1 of infer/reference.
-from deltamut.runner.throughput import HOST_TARGET, needs_onnx, opt_of, throughput_variants
+# The batch-B artifacts are built by the same rules as every other (export, import, compile, mutate, deploy) in
+# the model's batched tree, `results/<model>+b<B>/` (deltamut.study.ModelRef): cached, isolated, recorded.
+
 
 rule throughput:
     input:
-        inputs=lambda wc: STUDY.inputs_path(wc.model),
-        # Compiled variants time the export stage's ONNX at batch 1: the file behind the infer stage's latency.
-        onnx=lambda wc: f"results/{wc.model}/export/model.onnx" if needs_onnx(wc.variant) else [],
+        unpack(throughput_inputs),
     output:
-        "results/{model}/throughput/{variant}.json",
+        record=paths.THROUGHPUT,
     wildcard_constraints:
         variant=r"torch|onnxruntime|tvm-[A-Za-z0-9_.-]+",
     params:
         model=lambda wc: STUDY.model_spec(wc.model),
-        opt=lambda wc: STUDY.optimisations.get(opt_of(wc.variant)),
         batch_size=STUDY.throughput_batch,
         runner=RUNNER,
-        export=lambda wc: STUDY.export_settings(wc.model),
-        target=HOST_TARGET,
-        timeout_s=TIMEOUTS["compile_s"],
+        target=lambda wc: config["targets"][STUDY.throughput_target],
+        timeout_s=TIMEOUTS["deploy_s"],
     threads: RUN_THREADS
     log:
-        "results/logs/throughput/{model}/{variant}.log",
+        paths.log("throughput", "model", "variant"),
     benchmark:
-        "results/benchmarks/throughput/{model}/{variant}.tsv"
+        paths.benchmark("throughput", "model", "variant")
     conda:
         "../envs/cpu.yaml"
     script:
@@ -31,21 +29,21 @@ rule throughput:
 
 rule throughput_table:
     input:
-        lambda wc: expand("results/{{model}}/throughput/{variant}.json",
-                          variant=throughput_variants(STUDY.frameworks(wc.model), STUDY.optimisations)),
+        records=lambda wc: [paths.fill(paths.THROUGHPUT, model=wc.model, variant=v)
+                            for v in STUDY.throughput_variants(wc.model)],
     output:
         csv=report(
-            "results/{model}/compare/throughput.csv",
+            paths.table("throughput", "csv", "{model}"),
             category="Tables",
             labels={"model": "{model}", "table": "throughput"},
         ),
         md=report(
-            "results/{model}/compare/throughput.md",
+            paths.table("throughput", "md", "{model}"),
             category="Summaries",
             labels={"model": "{model}", "summary": "throughput"},
         ),
     log:
-        "results/logs/throughput_table/{model}.log",
+        paths.log("throughput_table", "model"),
     conda:
         "../envs/cpu.yaml"
     script:

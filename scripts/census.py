@@ -5,4 +5,5 @@ from deltamut.mutations.stage import census_stage
 
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0]):
-    census_stage(sm.input[0], sm.wildcards.entry, sm.params.spec, sm.output[0], sm.params.timeout_s, sm.log[0])
+    census_stage(inputs=dict(sm.input.items()), outputs=dict(sm.output.items()), entry=sm.wildcards.entry,
+                 spec=sm.params.spec, timeout_s=sm.params.timeout_s, log=sm.log[0])

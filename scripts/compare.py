@@ -5,5 +5,6 @@ from deltamut.joblog import job_log
 
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0]):
-    compare_stage(sm.wildcards.model, sm.params.variants, sm.params.pairs, sm.params.indexes, sm.input.inputs,
-                  sm.params.thresholds, dict(sm.output.items()))
+    compare_stage(inputs=dict(sm.input.items()), outputs=dict(sm.output.items()), model=sm.wildcards.model,
+                  variants=sm.params.variants, pairs=sm.params.pairs, indexes=sm.params.indexes,
+                  thresholds=sm.params.thresholds)

@@ -5,5 +5,6 @@ from deltamut.runner.stage import reference_stage
 
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0]):
-    reference_stage(sm.wildcards.framework, sm.wildcards.model, sm.params.model, sm.input.onnx, sm.input.inputs,
-                    sm.params.runner, sm.output[0], sm.log[0], threads=sm.threads)
+    reference_stage(inputs=dict(sm.input.items()), outputs=dict(sm.output.items()), framework=sm.wildcards.framework,
+                    model=sm.wildcards.model, model_spec=sm.params.model, runner=sm.params.runner, log=sm.log[0],
+                    threads=sm.threads)

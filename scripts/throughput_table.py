@@ -5,4 +5,4 @@ from deltamut.runner.throughput import throughput_table_stage
 
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0]):
-    throughput_table_stage(sm.wildcards.model, list(sm.input), sm.output.csv, sm.output.md)
+    throughput_table_stage(inputs=dict(sm.input.items()), outputs=dict(sm.output.items()), model=sm.wildcards.model)

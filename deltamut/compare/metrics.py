@@ -26,6 +26,8 @@ import numpy as np
 import scipy.special
 import scipy.stats
 
+from deltamut.numeric import max_abs_diff
+
 __all__ = [
     "cosine",
     "kendall_tau",
@@ -193,9 +195,9 @@ def rbo_lists(list1: Sequence[Hashable], list2: Sequence[Hashable], p: float = 0
 
 
 def max_abs_err(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Largest absolute logit difference of each image."""
+    """Largest absolute logit difference of each image (`numeric.max_abs_diff`: NaN where one is not finite)."""
     a, b = _pair(a, b)
-    return np.max(np.abs(a - b), axis=1)
+    return max_abs_diff(a, b, axis=1)
 
 
 def max_rel_err(a: np.ndarray, b: np.ndarray, eps: float = 1e-12) -> np.ndarray:

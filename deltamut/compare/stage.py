@@ -1,8 +1,9 @@
-"""Entry points of the compare stage: one model's tables, then the study's summary."""
+"""Entry points of the compare and summary rules: one model's tables, then the study's summary."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,12 +81,15 @@ def _mutant_info(variants: dict[str, dict[str, Any]], indexes: dict[str, dict[st
     return info
 
 
-def compare_stage(model: str, variants: dict[str, dict[str, Any]], pairs: list[dict[str, Any]],
-                  indexes: dict[str, str], inputs: str | Path, thresholds: dict[str, Any] | None,
-                  out: dict[str, str]) -> pd.DataFrame:
+def compare_stage(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], model: str,
+                  variants: dict[str, dict[str, Any]], pairs: list[dict[str, Any]], indexes: dict[str, str],
+                  thresholds: dict[str, Any] | None) -> pd.DataFrame:
     """Write per-image and per-pair tables (CSV and Parquet), the kill matrix, mutation scores, the mutants'
-    cross-device discrepancies, and a readable summary for one model. `indexes`: opt -> its mutant index."""
-    result = compare_model(model, variants, pairs, inputs, thresholds)
+    cross-device discrepancies, and a readable summary for one model. Reads only its declared inputs: the
+    variants' outputs and manifests, `indexes` (opt -> its mutant index) and the images' labels
+    (`inputs["inputs"]`)."""
+    out = outputs
+    result = compare_model(model, variants, pairs, inputs["inputs"], thresholds)
     per_pair = result.per_pair
     info = _mutant_info(variants, {opt: read_json(path) for opt, path in indexes.items()})
     matrix = kill_matrix(per_pair, info, result.output_twins)
@@ -108,10 +112,9 @@ def compare_stage(model: str, variants: dict[str, dict[str, Any]], pairs: list[d
     return per_pair
 
 
-def summarise_stage(per_pair_files: list[str], out_csv: str | Path, out_parquet: str | Path,
-                    out_summary: str | Path) -> pd.DataFrame:
-    """The study's per-pair table and summary across models."""
-    table = pd.concat([pd.read_parquet(f) for f in per_pair_files], ignore_index=True)
-    _write_table(table, out_csv, out_parquet)
-    write_text(out_summary, summary_markdown(table, "deltamut study summary"))
+def summary_stage(*, inputs: Mapping[str, Any], outputs: Mapping[str, str]) -> pd.DataFrame:
+    """The study's per-pair table and summary across models, from each model's `inputs["per_pair"]`."""
+    table = pd.concat([pd.read_parquet(f) for f in inputs["per_pair"]], ignore_index=True)
+    _write_table(table, outputs["csv"], outputs["parquet"])
+    write_text(outputs["summary"], summary_markdown(table, "deltamut study summary"))
     return table

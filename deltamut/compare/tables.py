@@ -18,6 +18,7 @@ from deltamut.compare import metrics
 from deltamut.compare.duplicates import output_twins
 from deltamut.compare.stats import compare_latency, mcnemar
 from deltamut.compare.verdicts import Thresholds, failed_side, grade_images, grade_latency, grade_pair
+from deltamut.numeric import max_abs_diff
 from deltamut.runner.outputs import Outputs, load_outputs
 from deltamut.study import FLOAT64
 
@@ -230,10 +231,9 @@ class ModelComparison:
 def _cross_noise(a: Outputs, b: Outputs) -> np.ndarray:
     """Per image, max |a - b| where both ran (0 elsewhere): how far one variant moves between two sides."""
     ok = (a.observed_status == "ok") & (b.observed_status == "ok")
-    if not ok.any() or a.logits.shape != b.logits.shape:
+    if not ok.any() or a.logits.shape != b.logits.shape or a.logits.shape[1] == 0:
         return np.zeros(len(a.ids))
-    with np.errstate(invalid="ignore"):
-        diff = np.nanmax(np.abs(a.logits.astype(np.float64) - b.logits), axis=1, initial=0.0)
+    diff = max_abs_diff(a.logits, b.logits, axis=1)
     return np.where(ok & np.isfinite(diff), diff, 0.0)
 
 

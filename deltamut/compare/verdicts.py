@@ -34,24 +34,32 @@ __all__ = [
 ]
 
 
+def _default(name: str) -> Any:
+    """A threshold's default: the schema's (`compare:`), the one place it is written."""
+    from deltamut.defaults import defaults
+
+    return defaults("compare")[name]
+
+
 @dataclass(frozen=True, slots=True)
 class Thresholds:
     """Tolerances for the verdicts.
 
     ``atol`` and ``rtol``: how far two logits may differ *beyond the measured noise floor* and still count
     as the same output, elementwise |a - b| <= noise + atol + rtol * |b| (the numpy ``allclose`` form, with
-    ``b`` the reference). The defaults, 1e-5 each, are Polygraphy's: about ten float32 ulps on logits of
-    size 1-10, which absorbs a reordered reduction but not a changed computation.
+    ``b`` the reference). The defaults (the config schema's, like every other), 1e-5 each, are Polygraphy's:
+    about ten float32 ulps on logits of size 1-10, which absorbs a reordered reduction but not a changed
+    computation.
     ``topk``: the k of the top-k order check. ``alpha``: significance level of the latency test.
     ``min_rel_change``: a latency change must also be at least this large (0.05: 5%) to be called slower
     or faster; with hundreds of timings tiny, irrelevant shifts are significant.
     """
 
-    atol: float = 1e-5
-    rtol: float = 1e-5
-    topk: int = 5
-    alpha: float = 0.05
-    min_rel_change: float = 0.05
+    atol: float = dataclasses.field(default_factory=lambda: _default("atol"))
+    rtol: float = dataclasses.field(default_factory=lambda: _default("rtol"))
+    topk: int = dataclasses.field(default_factory=lambda: _default("topk"))
+    alpha: float = dataclasses.field(default_factory=lambda: _default("alpha"))
+    min_rel_change: float = dataclasses.field(default_factory=lambda: _default("min_rel_change"))
 
     def __post_init__(self) -> None:
         if self.atol < 0 or self.rtol < 0 or self.min_rel_change < 0:

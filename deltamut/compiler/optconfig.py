@@ -9,7 +9,7 @@ stage's params carry only the slice it depends on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 #: Graph-level Relax passes a configuration may name (constructed without arguments).
@@ -32,13 +32,13 @@ class OptConfig:
     """One optimisation configuration of the study (an entry of `optimisations:` in the config)."""
 
     name: str
-    passes: tuple[str, ...] = ()
-    fuse: bool = True
-    fold_constants: bool = True
-    disabled_pass: tuple[str, ...] = ()
-    llvm: dict[str, Any] = field(default_factory=dict)
-    tir: dict[str, Any] = field(default_factory=dict)
-    schedule: str = "none"
+    passes: tuple[str, ...]
+    fuse: bool
+    fold_constants: bool
+    disabled_pass: tuple[str, ...]
+    llvm: dict[str, Any]
+    tir: dict[str, Any]
+    schedule: str  # the defaults of these are the schema's; `from_dict` fills them in
 
     @classmethod
     def from_dict(cls, name: str, spec: dict[str, Any]) -> OptConfig:
@@ -47,15 +47,18 @@ class OptConfig:
             raise ValueError(
                 f"optimisation {name!r}: unknown graph pass(es) {unknown}; known: {', '.join(GRAPH_PASSES)}"
             )
+        from deltamut.defaults import defaults
+
+        spec = {**defaults("optimisations.*"), **spec}  # a stage's slice lacks what it does not depend on
         return cls(
             name=name,
             passes=tuple(spec.get("passes", ())),
-            fuse=bool(spec.get("fuse", True)),
-            fold_constants=bool(spec.get("fold_constants", True)),
+            fuse=bool(spec["fuse"]),
+            fold_constants=bool(spec["fold_constants"]),
             disabled_pass=tuple(spec.get("disabled_pass", ())),
             llvm=dict(spec.get("llvm", {})),
             tir=dict(spec.get("tir", {})),
-            schedule=str(spec.get("schedule", "none")),
+            schedule=str(spec["schedule"]),
         )
 
     def pass_context(self):

@@ -1,13 +1,16 @@
-"""Entry points of the compile and deploy stages; each does its TVM work in an isolated child process."""
+"""Entry points of the import_graph, compile and deploy rules; each does its TVM work in an isolated child
+process, and writes a failure record in place of an artifact it cannot make."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from deltamut.failure import read_failure, write_failure
-from deltamut.fsutil import write_json
+from deltamut.fsutil import read_json, write_json
 from deltamut.isolation import call_isolated
+from deltamut.outcome import Stage, Status
 
 
 def _import_worker(source: str, out: str) -> dict:
@@ -18,18 +21,19 @@ def _import_worker(source: str, out: str) -> dict:
     return {}
 
 
-def import_stage(source: str | Path, out: str | Path, timeout_s: float, log: str | Path) -> bool:
-    """ONNX (or a torch.export `.pt2`) -> the graph-level Relax module as the frontend imports it, before any
-    optimisation: what every configuration's graph passes and every graph-level mutant start from. A failure
-    record if it cannot."""
+def import_graph_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], timeout_s: float,
+                       log: str | Path) -> bool:
+    """ONNX (or a torch.export `.pt2`, `inputs["source"]`) -> the graph-level Relax module as the frontend imports
+    it, before any optimisation (`outputs["imported"]`): what every configuration's graph passes and every
+    graph-level mutant start from. A failure record if it cannot."""
+    source, out = inputs["source"], outputs["imported"]
     upstream = read_failure(source)
     if upstream is not None:  # a conversion its exporter could not make
-        write_failure(out, "compile", {"status": "skipped", "reason": "export failed", "upstream": upstream})
+        write_failure(out, Stage.COMPILE, {"status": Status.SKIPPED, "reason": "export failed", "upstream": upstream})
         return False
-    res = call_isolated("deltamut.compiler.stage:_import_worker", {"source": str(source), "out": str(out)},
-                        timeout_s, log)
+    res = call_isolated(_import_worker, {"source": str(source), "out": str(out)}, timeout_s, log)
     if not res.ok:
-        write_failure(out, "compile", res.as_record())
+        write_failure(out, Stage.COMPILE, res.as_record())
     return res.ok
 
 
@@ -43,19 +47,19 @@ def _graph_worker(imported: str, opt_name: str, opt_spec: dict, out: str) -> dic
     return {"passes": list(opt.passes)}
 
 
-def compile_stage(imported: str | Path, opt_name: str, opt_spec: dict[str, Any], out: str | Path,
+def compile_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], opt: str, graph: dict[str, Any],
                   timeout_s: float, log: str | Path) -> bool:
-    """The imported module -> the graph-level Relax module under one optimisation's graph passes; a failure
-    record if it cannot (or if the import failed)."""
+    """The imported module -> the graph-level Relax module under one optimisation's graph passes (`graph`: its
+    slice of the configuration); a failure record if it cannot (or if the import failed)."""
+    imported, out = inputs["imported"], outputs["graph"]
     upstream = read_failure(imported)
     if upstream is not None:
-        write_failure(out, "compile", {"status": "skipped", "reason": "import failed", "upstream": upstream})
+        write_failure(out, Stage.COMPILE, {"status": Status.SKIPPED, "reason": "import failed", "upstream": upstream})
         return False
-    res = call_isolated("deltamut.compiler.stage:_graph_worker",
-                        {"imported": str(imported), "opt_name": opt_name, "opt_spec": opt_spec, "out": str(out)},
-                        timeout_s, log)
+    res = call_isolated(_graph_worker, {"imported": str(imported), "opt_name": opt, "opt_spec": graph,
+                                        "out": str(out)}, timeout_s, log)
     if not res.ok:
-        write_failure(out, "compile", res.as_record())
+        write_failure(out, Stage.COMPILE, res.as_record())
     return res.ok
 
 
@@ -67,28 +71,29 @@ def _deploy_worker(module: str, target_spec: dict, opt_name: str, codegen: dict,
     return build_library(load_module(module), target_spec, OptConfig.from_dict(opt_name, codegen), out)
 
 
-def deploy_stage(module: str | Path, manifest: dict[str, Any], target_name: str, target_spec: dict[str, Any],
-                 opt_name: str, codegen: dict[str, Any], out_lib: str | Path, out_info: str | Path,
-                 timeout_s: float, log: str | Path, duplicate_of: str | None = None) -> dict[str, Any]:
-    """Build one library for one target; equivalent or failed mutants are recorded, not built, and so is a
-    mutant whose module equals another mutant's (`duplicate_of`, from the mutant index)."""
-    info: dict[str, Any] = {"target_name": target_name, "target_spec": target_spec, "opt": opt_name,
-                            "codegen": codegen}
-    upstream = read_failure(module)
+def deploy_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], mutant: str, target_name: str,
+                 target: dict[str, Any], opt: str, codegen: dict[str, Any], timeout_s: float,
+                 log: str | Path) -> dict[str, Any]:
+    """Build one library (`outputs["lib"]`) for one target from a lowered module (`inputs["module"]`, with its
+    `manifest`); equivalent or failed mutants are recorded, not built, and so is a mutant whose module
+    equals another mutant's (from `inputs["mutant_index"]`, absent for the original)."""
+    manifest = read_json(inputs["manifest"])
+    twin = read_json(inputs["mutant_index"])[mutant]["duplicate_of"] if inputs.get("mutant_index") else None
+    info: dict[str, Any] = {"target_name": target_name, "target_spec": target, "opt": opt, "codegen": codegen}
+    upstream = read_failure(inputs["module"])
     if upstream is not None:
-        info.update(status="skipped", reason=f"{upstream['stage']} failed", upstream=upstream)
-    elif manifest.get("status") == "equivalent":
-        info.update(status="equivalent", reason=manifest.get("equivalent_to", "original"))
-    elif duplicate_of:
-        info.update(status="equivalent", reason=f"mutant {duplicate_of}", duplicate_of=duplicate_of)
+        info.update(status=Status.SKIPPED.value, reason=f"{upstream['stage']} failed", upstream=upstream)
+    elif manifest.get("status") == Status.EQUIVALENT:
+        info.update(status=Status.EQUIVALENT.value, reason=manifest.get("equivalent_to", "original"))
+    elif twin:  # by IR or by semantics (mutations.equivalence)
+        info.update(status=Status.EQUIVALENT.value, reason=f"mutant {twin}", duplicate_of=twin)
     else:
-        res = call_isolated("deltamut.compiler.stage:_deploy_worker",
-                            {"module": str(module), "target_spec": target_spec, "opt_name": opt_name,
-                             "codegen": codegen, "out": str(out_lib)}, timeout_s, log)
-        info.update(status="ok" if res.ok else res.status, stage="deploy", **(res.value or {}))
+        res = call_isolated(_deploy_worker, {"module": str(inputs["module"]), "target_spec": target, "opt_name": opt,
+                                             "codegen": codegen, "out": str(outputs["lib"])}, timeout_s, log)
+        info.update(status=res.status, stage=Stage.DEPLOY.value, **(res.value or {}))
         if not res.ok:
             info.update(res.as_record())
-    if info["status"] != "ok":
-        write_failure(out_lib, "deploy", {k: v for k, v in info.items() if k != "upstream"})
-    write_json(out_info, info)
+    if info["status"] != Status.OK:
+        write_failure(outputs["lib"], Stage.DEPLOY, {k: v for k, v in info.items() if k != "upstream"})
+    write_json(outputs["info"], info)
     return info

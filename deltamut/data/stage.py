@@ -1,9 +1,11 @@
-"""The data stage: a dataset folder -> one model's input batch, written once and read by every variant."""
+"""Entry points of the photos, dataset and input_mutant rules: a dataset folder -> one model's input batch,
+written once and read by every variant."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -40,3 +42,33 @@ def prepare_inputs(images: str | Path, labels: str | Path | None, limit: int | N
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped], "seed": seed,
     })
     return len(ds)
+
+
+def photos_stage(*, outputs: Mapping[str, str]) -> int:
+    """Gather the default real photos (Python packages, plus Debian packages when apt can fetch them)."""
+    from deltamut.data.debian import default_debian_cache
+    from deltamut.data.photos import gather_default_images
+
+    found = gather_default_images(outputs["photos"], debian_cache=default_debian_cache())
+    print(f"{len(found)} photos")
+    return len(found)
+
+
+def dataset_stage(*, outputs: Mapping[str, str], model: str, model_spec: dict[str, Any], images: str | Path,
+                  labels: str | Path | None, limit: int | None, spec: dict[str, Any] | None = None) -> int:
+    """Preprocess the dataset for one model into `outputs` inputs and manifest; with an input-level mutation's
+    `spec`, every photo is transformed first (seeded per image)."""
+    from deltamut.models import load_model
+
+    prep = load_model(model, model_spec).preprocessing
+    transform, seed = None, 0
+    if spec is not None:
+        from deltamut.mutations import transform_image
+
+        seed = int(spec.get("seed", 0))
+
+        def transform(im, s):
+            return transform_image(im, spec, s)
+
+    return prepare_inputs(images, labels, limit, prep, outputs["inputs"], outputs["manifest"], transform=transform,
+                          seed=seed)

@@ -56,20 +56,29 @@ def _optimise_keeping_layers(model) -> None:
         optimizer.remove_unused_nodes(model)
 
 
-def export_model(info, out: str | Path, opset: int = 18, exporter: str = "dynamo") -> dict:
-    """Write `info`'s model to `out` as ONNX and return what was done (for provenance).
+def export_model(info, out: str | Path, opset: int | None = None, exporter: str | None = None, batch: int = 1) -> dict:
+    """Write `info`'s model to `out` as ONNX, for `batch` images per call, and return what was done (for
+    provenance).
 
-    `info` is a `deltamut.models.ModelInfo`; a model that already is an ONNX file is checked and copied.
+    `info` is a `deltamut.models.ModelInfo`; a model that already is an ONNX file is checked and copied (it is
+    fixed at its own batch size).
     """
     import torch
 
+    from deltamut.defaults import defaults
+
+    opset = int(opset or defaults("export")["opset"])
+    exporter = exporter or defaults("export")["exporter"]
     out = Path(out)
     if info.module is None:
+        if batch != 1:
+            raise ValueError(f"{info.onnx_path}: an ONNX-file model is fixed at its own batch size: it cannot be "
+                             f"exported again at batch {batch}")
         check_onnx(info.onnx_path)
         with atomic_path(out) as tmp:
             shutil.copyfile(info.onnx_path, tmp)
         return {"exporter": "copy", "source": str(info.onnx_path)}
-    x = torch.zeros(info.input_shape, dtype=torch.float32)
+    x = torch.zeros((batch, *info.input_shape[1:]), dtype=torch.float32)
     names = {"opset_version": opset, "input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME]}
     with atomic_path(out) as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
@@ -80,4 +89,4 @@ def export_model(info, out: str | Path, opset: int = 18, exporter: str = "dynamo
         else:  # the legacy TorchScript exporter, a DeltaNN conversion: exported as it comes
             torch.onnx.export(info.module.eval(), (x,), str(tmp), dynamo=False, external_data=False, **names)
         check_onnx(tmp)
-    return {"exporter": exporter, "opset": opset}
+    return {"exporter": exporter, "opset": opset, "batch": batch}

@@ -1,4 +1,4 @@
-"""Entry point of the export stages: the primary ONNX export, and the conversions DeltaNN compares it with.
+"""Entry points of the export rules: the primary ONNX export, and the conversions DeltaNN compares it with.
 
 A conversion that its exporter cannot make (the legacy exporter has no scaled-dot-product attention below
 opset 14, so a Vision Transformer does not convert at opset 13) is a finding about that road to a runtime,
@@ -10,14 +10,15 @@ mutant starts from it, and a model it cannot export is bad input, reported as su
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from deltamut.failure import write_failure
+from deltamut.outcome import Stage, Status, Symptom
 
 
-def export_stage(export: Callable[[], Any], out: str | Path, conversion: bool) -> bool:
+def _recorded(export: Callable[[], Any], out: str | Path, conversion: bool) -> bool:
     """Run `export` (which writes `out`); for a conversion, an exporter's failure becomes a failure record."""
     if not conversion:
         export()
@@ -26,7 +27,29 @@ def export_stage(export: Callable[[], Any], out: str | Path, conversion: bool) -
         export()
     except Exception as exc:  # any exporter error is the conversion's finding
         traceback.print_exc()
-        write_failure(out, "export", {"status": "error", "symptom": "exception",
-                                      "error": f"{type(exc).__name__}: {exc}"[:2000]})
+        write_failure(out, Stage.EXPORT, {"status": Status.ERROR, "symptom": Symptom.EXCEPTION,
+                                          "error": f"{type(exc).__name__}: {exc}"[:2000]})
         return False
     return True
+
+
+def export_stage(*, outputs: Mapping[str, str], name: str, model: dict[str, Any], export: dict[str, Any],
+                 conversion: bool) -> bool:
+    """`name`'s model (its config entry `model`) to ONNX at `outputs["onnx"]`, with `export`'s exporter, opset
+    and batch size; for a `conversion`, a failure of the exporter is recorded, not raised."""
+    from deltamut.export.onnx_export import export_model
+    from deltamut.models import load_model
+
+    info = load_model(name, model)
+    return _recorded(lambda: export_model(info, outputs["onnx"], opset=int(export["opset"]),
+                                          exporter=export["exporter"], batch=int(export["batch"])),
+                     outputs["onnx"], conversion)
+
+
+def export_program_stage(*, outputs: Mapping[str, str], name: str, model: dict[str, Any]) -> bool:
+    """`name`'s model as a torch.export program at `outputs["program"]` (always a conversion)."""
+    from deltamut.export.program_export import export_program
+    from deltamut.models import load_model
+
+    info = load_model(name, model)
+    return _recorded(lambda: export_program(info, outputs["program"]), outputs["program"], conversion=True)

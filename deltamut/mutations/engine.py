@@ -96,12 +96,13 @@ def ir_text(mod: Any) -> str:
     return mod.script()
 
 
-def ir_diff(original_text: str, mutant_text: str, name: str) -> str:
+def ir_diff(original_text: str, mutant_text: str, name: str, fromfile: str = "original") -> str:
+    """A unified diff of two IR texts, from `fromfile` to `name`."""
     return "".join(
         difflib.unified_diff(
             original_text.splitlines(keepends=True),
             mutant_text.splitlines(keepends=True),
-            fromfile="original",
+            fromfile=fromfile,
             tofile=name,
         )
     )

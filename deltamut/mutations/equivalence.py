@@ -18,12 +18,9 @@ duplicates X is only known after X's mutate job has run.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from deltamut.fsutil import read_json, write_json
-
-__all__ = ["duplicates", "index_stage"]
+__all__ = ["duplicates"]
 
 
 def duplicates(manifests: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
@@ -48,15 +45,3 @@ def duplicates(manifests: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[st
             if meaning:
                 by_semantics.setdefault(meaning, name)
     return twins
-
-
-def index_stage(manifests: Mapping[str, str | Path], out: str | Path) -> dict[str, dict[str, Any]]:
-    """Write the (model, optimisation)'s mutant index: hashes, status and twin of each mutant."""
-    loaded = {name: read_json(path) for name, path in manifests.items()}
-    twins = duplicates(loaded)
-    index = {name: {"status": m.get("status"), "structural_hash": m.get("structural_hash"),
-                    "semantic_hash": m.get("semantic_hash"),
-                    "duplicate_of": twins[name][0] if name in twins else None,
-                    "duplicate_by": twins[name][1] if name in twins else None} for name, m in sorted(loaded.items())}
-    write_json(out, index)
-    return index

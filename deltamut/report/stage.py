@@ -1,4 +1,4 @@
-"""Entry point of the `plots` rule: one model's figures from its compare tables and raw outputs."""
+"""Entry point of the plots rule: one model's figures from its compare tables and raw outputs."""
 
 from __future__ import annotations
 
@@ -54,14 +54,16 @@ def _draw(name: str, path: str | Path, title: str, draw: Callable[[], Path]) -> 
         return note_figure(path, title, f"This plot could not be drawn: {type(err).__name__}: {err}")
 
 
-def report_stage(model: str, tables: Mapping[str, str | Path], dataset: str | Path,
-                 variants: Mapping[str, Mapping[str, Any]], reference: str, plots: Mapping[str, str | Path],
-                 label_set: str = "imagenet1k") -> dict[str, Path]:
-    """Write the PNGs named in `plots` (keys: `PLOTS`) for one model.
+def plots_stage(*, inputs: Mapping[str, Any], outputs: Mapping[str, str | Path], model: str,
+                variants: Mapping[str, Mapping[str, Any]], reference: str,
+                label_set: str = "imagenet1k") -> dict[str, Path]:
+    """Write the PNGs named in `outputs` (keys: `PLOTS`) for one model.
 
-    `tables` names the compare stage's per_image, per_pair and kill_matrix Parquet files, `dataset` its
-    manifest (photo paths), `variants` maps each variant id to its coordinates and `path` (raw outputs).
+    `inputs` names the compare stage's per_image, per_pair and kill_matrix Parquet files and the dataset's
+    manifest (photo paths, `dataset`); `variants` maps each variant id to its coordinates and `path` (raw
+    outputs).
     """
+    plots, tables, dataset = outputs, inputs, inputs.get("dataset")
     unknown = set(plots) - set(PLOTS)
     if unknown:
         raise ValueError(f"unknown plot(s) {sorted(unknown)}; known: {', '.join(PLOTS)}")

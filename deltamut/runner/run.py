@@ -28,26 +28,33 @@ from typing import Any
 import numpy as np
 
 from deltamut import provenance
+from deltamut.defaults import defaults
+from deltamut.numeric import max_abs_diff
 from deltamut.outcome import Status
 from deltamut.procutil import kill_group, spawn
 from deltamut.runner.outputs import Outputs
 
 
+def _default(name: str) -> Any:
+    """A field's default: the schema's (`runner:`), the one place it is written."""
+    return field(default_factory=lambda: defaults("runner")[name])
+
+
 @dataclass(frozen=True)
 class RunSettings:
-    """Time limits and timing protocol of the infer stage (the config's `runner:` section)."""
+    """Time limits and timing protocol of the infer stage (the config's `runner:` section, defaults and all)."""
 
-    warmup: int = 2
-    repeats: int = 5
-    open_timeout_s: float = 120.0
-    image_timeout_s: float = 60.0
-    max_restarts: int = 2
-    retries: int = 2
-    retry_backoff_s: float = 2.0
-    threads: int | None = None
+    warmup: int = _default("warmup")
+    repeats: int = _default("repeats")
+    open_timeout_s: float = _default("open_timeout_s")
+    image_timeout_s: float = _default("image_timeout_s")
+    max_restarts: int = _default("max_restarts")
+    retries: int = _default("retries")
+    retry_backoff_s: float = _default("retry_backoff_s")
+    threads: int | None = _default("threads")
     # How many times the dataset runs in all, each in fresh worker processes (1: no rerun). Reruns call each
     # image once with no warm-up: they only check the outputs and never touch the recorded latencies.
-    reruns: int = 2
+    reruns: int = _default("reruns")
 
     def __post_init__(self) -> None:
         if int(self.reruns) < 1:
@@ -283,18 +290,6 @@ def _next_image(start: int, indices: list[int] | None, n: int) -> int:
     return next((i for i in indices if i >= start), n)
 
 
-def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
-    """Largest |a - b|; inf when the shapes or the positions of non-finite values differ."""
-    if a.shape != b.shape:
-        return float("inf")
-    fa, fb = np.isfinite(a), np.isfinite(b)
-    same = (np.isnan(a) & np.isnan(b)) | (a == b)
-    if ((~fa | ~fb) & ~same).any():  # NaN against a number, or inf against anything else
-        return float("inf")
-    both = fa & fb
-    return float(np.max(np.abs(a[both].astype(np.float64) - b[both]), initial=0.0))
-
-
 def _rerun_spread(main: _Pass, reruns: list[_Pass], ids: np.ndarray) -> tuple[np.ndarray, np.ndarray,
                                                                             list[dict[str, Any]]]:
     """Per image, the largest logit difference between the main run and any rerun where both returned logits;
@@ -311,7 +306,7 @@ def _rerun_spread(main: _Pass, reruns: list[_Pass], ids: np.ndarray) -> tuple[np
                 disagreements.append({"index": int(i), "image": str(ids[i]), "rerun": k, "status": str(main.status[i]),
                                       "rerun_status": str(rerun.status[i]), "rerun_error": str(rerun.error[i])})
             elif i in main.logits and i in rerun.logits:
-                spread[i] = np.fmax(spread[i], _max_abs_diff(main.logits[i], rerun.logits[i]))
+                spread[i] = np.fmax(spread[i], max_abs_diff(main.logits[i], rerun.logits[i]))
     return spread, statuses, disagreements
 
 

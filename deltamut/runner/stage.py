@@ -1,8 +1,9 @@
-"""Entry points of the reference and infer stages: one backend spec, one dataset, one result file."""
+"""Entry points of the reference and infer rules: one backend spec, one dataset, one result file."""
 
 from __future__ import annotations
 
 import platform
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,36 +11,41 @@ import numpy as np
 
 from deltamut import provenance
 from deltamut.failure import describe, read_failure, root_cause
+from deltamut.fsutil import read_json
+from deltamut.outcome import Stage, Status
 from deltamut.runner.outputs import Outputs, save_outputs
 from deltamut.runner.run import RunSettings, run_dataset
+from deltamut.study.refs import FLOAT64
 
 _ARCH_ALIASES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
 
-def reference_stage(framework: str, model: str, model_spec: dict[str, Any], onnx: str | Path, inputs: str | Path,
-                    runner: dict[str, Any] | None, out: str | Path, log: str | Path,
+def reference_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], framework: str, model: str,
+                    model_spec: dict[str, Any], runner: dict[str, Any], log: str | Path,
                     threads: int | None = None) -> Outputs:
-    """Framework reference outputs (PyTorch eager or ONNX Runtime) through the same isolated runner as TVM."""
-    settings = RunSettings.from_dict({**(runner or {}), **({"threads": threads} if threads else {})})
+    """Framework reference outputs (PyTorch eager or ONNX Runtime on `inputs["onnx"]`) of the images in
+    `inputs["inputs"]`, through the same isolated runner as TVM, to `outputs["outputs"]`."""
+    settings = RunSettings.from_dict({**runner, **({"threads": threads} if threads else {})})
+    onnx, images, out = inputs["onnx"], inputs["inputs"], outputs["outputs"]
     exported = read_failure(onnx) if framework == "onnxruntime" else None
     if exported is not None:  # a conversion its exporter could not make: ONNX Runtime has nothing to run
-        result = _not_run(inputs, root_cause(exported).get("status", "error"), describe(exported),
-                          {"variant": framework, "framework": framework, "model": model}, "export")
+        result = _not_run(images, root_cause(exported).get("status", Status.ERROR), describe(exported),
+                          {"variant": framework, "framework": framework, "model": model}, Stage.EXPORT)
         save_outputs(out, result)
         return result
-    if framework in ("torch", "torch64"):
+    if framework in ("torch", FLOAT64):
         # torch64: the same module in float64, whose distance to float32 is the noise floor of float32
         # arithmetic. Its logits are stored as float32: rounding them moves them ~1e-7 relative, two orders
         # below the float32-vs-float64 differences they are there to measure.
         backend = {"kind": "torch", "model": model, "model_spec": model_spec, "threads": settings.threads,
-                   "dtype": "float64" if framework == "torch64" else "float32"}
+                   "dtype": "float64" if framework == FLOAT64 else "float32"}
     elif framework == "onnxruntime":
         backend = {"kind": "onnxruntime", "onnx": str(onnx), "threads": settings.threads}
     else:
-        raise ValueError(f"unknown framework {framework!r}; known: torch, torch64, onnxruntime")
-    result = run_dataset(backend, inputs, settings, log)
+        raise ValueError(f"unknown framework {framework!r}; known: torch, {FLOAT64}, onnxruntime")
+    result = run_dataset(backend, images, settings, log)
     result.meta.update(variant=framework, framework=framework, model=model,
-                       failed_stage="run" if (result.status != "ok").any() else "")
+                       failed_stage=Stage.RUN.value if (result.status != Status.OK).any() else "")
     save_outputs(out, result)
     return result
 
@@ -66,28 +72,30 @@ def check_device_target(device: str, device_spec: dict[str, Any], target_spec: d
     return None
 
 
-def infer_stage(lib: str | Path, deploy_info: dict[str, Any], device: str, device_spec: dict[str, Any],
-                target_spec: dict[str, Any], inputs: str | Path, runner: dict[str, Any] | None,
-                variant: dict[str, str], out: str | Path, log: str | Path, threads: int | None = None) -> Outputs:
-    """Run one library on one device; a library that was never built yields a result that says why.
-    `threads` (the job's) overrides the config's runner.threads: the backend uses what the job was given."""
-    settings = RunSettings.from_dict({**(runner or {}), **({"threads": threads} if threads else {})})
+def infer_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], device: str, device_spec: dict[str, Any],
+                target_spec: dict[str, Any], runner: dict[str, Any], variant: dict[str, str], log: str | Path,
+                threads: int | None = None) -> Outputs:
+    """Run one library (`inputs["lib"]`, built as `inputs["info"]` says) on one device over `inputs["inputs"]`;
+    a library that was never built yields a result that says why. `threads` (the job's) overrides the config's
+    runner.threads: the backend uses what the job was given."""
+    settings = RunSettings.from_dict({**runner, **({"threads": threads} if threads else {})})
+    deploy_info, images, out = read_json(inputs["info"]), inputs["inputs"], outputs["outputs"]
     meta = {"variant": variant, "device": device, "device_spec": device_spec, "target_spec": target_spec,
             "deploy": deploy_info}
     mismatch = check_device_target(device, device_spec, target_spec)
-    if deploy_info.get("status") == "equivalent":
-        result = _not_run(inputs, "equivalent", f"equivalent to {deploy_info.get('reason')}: not run", meta, "")
-    elif deploy_info.get("status") != "ok":
+    if deploy_info.get("status") == Status.EQUIVALENT:
+        result = _not_run(images, Status.EQUIVALENT, f"equivalent to {deploy_info.get('reason')}: not run", meta, "")
+    elif deploy_info.get("status") != Status.OK:
         root = root_cause(deploy_info)
-        result = _not_run(inputs, root.get("status", "error"), describe(deploy_info), meta,
-                          root.get("stage", "deploy"))
+        result = _not_run(images, root.get("status", Status.ERROR), describe(deploy_info), meta,
+                          root.get("stage", Stage.DEPLOY))
     elif mismatch:
-        result = _not_run(inputs, "error", mismatch, meta, "run")
+        result = _not_run(images, Status.ERROR, mismatch, meta, Stage.RUN)
     else:
-        backend = {"kind": "tvm", "lib": str(lib), "target_kind": target_spec.get("kind", "llvm"),
+        backend = {"kind": "tvm", "lib": str(inputs["lib"]), "target_kind": target_spec.get("kind", "llvm"),
                    **{k: device_spec[k] for k in ("rpc", "tracker", "connect_timeout_s", "session_timeout_s")
                       if k in device_spec}}
-        result = run_dataset(backend, inputs, settings, log)
-        result.meta.update(meta, failed_stage="run" if (result.status != "ok").any() else "")
+        result = run_dataset(backend, images, settings, log)
+        result.meta.update(meta, failed_stage=Stage.RUN.value if (result.status != Status.OK).any() else "")
     save_outputs(out, result)
     return result

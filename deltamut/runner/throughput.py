@@ -1,14 +1,15 @@
 """Throughput at batch B, kept apart from the infer stage's per-image latency at batch 1.
 
-A library compiled for batch 1 cannot honestly be timed on a batch of B, so a throughput study builds its
-own batch-B artifacts with the pipeline's own functions (the export stage's exporter, the compile stage's
-import and graph passes, the mutate stage's lowering, the deploy stage's `build_library`): the same compiler
-configuration, only the batch dimension differs. The batch-1 figure it is divided by is measured in the same
-job by the same loop, its passes interleaved with the batch-B passes, so drift in machine load hits both
-alike and the speedup is a like-for-like ratio. Latency tables elsewhere stay per image at batch 1.
+A library compiled for batch 1 cannot honestly be timed on a batch of B, so the throughput study builds the
+model for batch B through the pipeline's own rules (`model+b<B>`, a `deltamut.study.ModelRef` with a result
+tree of its own: the export, import, compile, mutate and deploy jobs, with their cache, failure records and
+isolation): the same compiler configuration, only the batch dimension differs. The batch-1 figure it is
+divided by is measured in the same job by the same loop, its passes interleaved with the batch-B passes, so
+drift in machine load hits both alike and the speedup is a like-for-like ratio. Latency tables elsewhere stay
+per image at batch 1.
 
-Building and timing each run in an isolated child (deltamut.isolation): a crash or a hang is a recorded
-result, never a dead job.
+Timing runs in an isolated child (deltamut.isolation): a crash or a hang is a recorded result, never a dead
+job, and an artifact that could not be built is recorded with the stage that failed.
 """
 
 from __future__ import annotations
@@ -19,21 +20,22 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from deltamut import provenance
+from deltamut.failure import describe, read_failure, root_cause
 from deltamut.fsutil import write_json, write_text
 from deltamut.isolation import call_isolated
+from deltamut.numeric import max_abs_diff
+from deltamut.outcome import Stage, Status
 
 FRAMEWORKS = ("torch", "onnxruntime", "tvm")
 TVM_PREFIX = "tvm-"
-#: A host CPU target: throughput is measured where the job runs, like the infer stage's local devices.
-HOST_TARGET: dict[str, Any] = {"kind": "llvm"}
 
 
 def measure_label(batch_size: int) -> str:
@@ -61,21 +63,6 @@ def parse_variant(variant: str) -> tuple[str, str | None]:
     raise ValueError(f"throughput variant {variant!r}: expected torch, onnxruntime or tvm-<optimisation>")
 
 
-def opt_of(variant: str) -> str | None:
-    """The optimisation a variant was compiled under (None for a framework)."""
-    return parse_variant(variant)[1]
-
-
-def needs_onnx(variant: str) -> bool:
-    """Whether a variant starts from the export stage's ONNX (everything but PyTorch eager)."""
-    return parse_variant(variant)[0] != "torch"
-
-
-def throughput_variants(frameworks: list[str], optimisations: list[str] | dict[str, Any]) -> list[str]:
-    """A model's throughput variants: its frameworks, then the original under every optimisation."""
-    return [variant_name(fw) for fw in frameworks] + [variant_name("tvm", opt) for opt in optimisations]
-
-
 def padded_batches(n: int, batch_size: int) -> list[np.ndarray]:
     """Image indices of each batch; the last batch is filled up by repeating images from the start, so every
     call has the shape the artifact was compiled for. Callers keep only the first `n` results."""
@@ -87,13 +74,14 @@ def padded_batches(n: int, batch_size: int) -> list[np.ndarray]:
 
 @dataclass(frozen=True)
 class ThroughputSettings:
-    """The timing protocol: `warmup` untimed passes over the dataset, then `passes` timed ones."""
+    """The timing protocol (the config's `runner:`): `warmup` untimed passes over the dataset, then `passes`
+    timed ones (`repeats`), within `timeout_s`."""
 
     batch_size: int
-    warmup: int = 2
-    passes: int = 5
+    warmup: int
+    passes: int
+    timeout_s: float
     threads: int | None = None
-    timeout_s: float = 1800.0
 
     def __post_init__(self) -> None:
         if int(self.batch_size) < 1:
@@ -102,54 +90,19 @@ class ThroughputSettings:
             raise ValueError(f"timed passes must be >= 1, got {self.passes}")
 
 
-# --- child side: artifacts ------------------------------------------------------------------------------
-
-def _export(model: str, model_spec: dict[str, Any], batch_size: int, out: str, opset: int, exporter: str) -> None:
-    from deltamut.export import export_model
-    from deltamut.models import load_model
-
-    info = load_model(model, model_spec)
-    if info.module is None:
-        raise ValueError(f"model {model!r} is an ONNX file fixed at its own batch size: it cannot be re-exported "
-                         f"at batch {batch_size}")
-    export_model(replace(info, input_shape=(batch_size, *info.input_shape[1:])), out, opset=opset, exporter=exporter)
-
-
-def _build(onnx: str, batch_shape: list[int], opt_name: str, opt_spec: dict[str, Any], target_spec: dict[str, Any],
-           out: str) -> dict[str, Any]:
-    from deltamut.compiler.build import build_library
-    from deltamut.compiler.importer import import_onnx
-    from deltamut.compiler.optconfig import OptConfig
-    from deltamut.compiler.passes import lower, optimise_graph
-
-    opt = OptConfig.from_dict(opt_name, opt_spec)
-    mod = lower(optimise_graph(import_onnx(onnx, tuple(batch_shape)), opt), opt)
-    return build_library(mod, target_spec, opt, out)
+def backend_specs(framework: str, model: str, model_spec: dict[str, Any], artifacts: Mapping[str, str],
+                  batch_size: int, target_kind: str = "llvm") -> dict[str, dict[str, Any]]:
+    """The infer stage's backend spec at batch 1 and at batch B, from the artifacts the rules built: the ONNX
+    files (ONNX Runtime) or libraries (TVM) of the model and of its batch-B build (`_batched` keys)."""
+    sizes = {"1": "", str(batch_size): "_batched"}
+    if framework == "torch":  # one module runs any batch
+        return {b: {"kind": "torch", "model": model, "model_spec": model_spec} for b in sizes}
+    if framework == "onnxruntime":
+        return {b: {"kind": "onnxruntime", "onnx": str(artifacts[f"onnx{k}"])} for b, k in sizes.items()}
+    return {b: {"kind": "tvm", "lib": str(artifacts[f"lib{k}"]), "target_kind": target_kind} for b, k in sizes.items()}
 
 
-def _artifacts_worker(framework: str, model: str, model_spec: dict[str, Any], sizes: list[int], image_shape: list[int],
-                      workdir: str, onnx_batch1: str | None, opset: int, exporter: str, opt_name: str | None,
-                      opt_spec: dict[str, Any] | None, target_spec: dict[str, Any]) -> dict[str, Any]:
-    """Export (and for TVM build) the model at each batch size; return the backend spec of each."""
-    specs: dict[str, Any] = {}
-    builds: dict[str, Any] = {}
-    for b in sizes:
-        if framework == "torch":
-            specs[str(b)] = {"kind": "torch", "model": model, "model_spec": model_spec}
-            continue
-        onnx = onnx_batch1 if b == 1 and onnx_batch1 else str(Path(workdir) / f"model_b{b}.onnx")
-        if onnx != onnx_batch1:
-            _export(model, model_spec, b, onnx, opset, exporter)
-        if framework == "onnxruntime":
-            specs[str(b)] = {"kind": "onnxruntime", "onnx": onnx}
-            continue
-        lib = str(Path(workdir) / f"lib_b{b}.so")
-        builds[str(b)] = _build(onnx, [b, *image_shape], opt_name or "", opt_spec or {}, target_spec, lib)
-        specs[str(b)] = {"kind": "tvm", "lib": lib, "target_kind": target_spec.get("kind", "llvm")}
-    return {"specs": specs, "builds": builds}
-
-
-# --- child side: timing ---------------------------------------------------------------------------------
+# --- child side: timing --------------------------------------------------------------------------------
 
 def _timing_worker(specs: dict[str, Any], inputs: str, sizes: list[int], warmup: int, passes: int,
                    threads: int | None, workdir: str) -> dict[str, Any]:
@@ -219,82 +172,74 @@ def _rates(n: int, seconds: list[float]) -> dict[str, Any]:
     return {"median": statistics.median(rates), "min": min(rates), "max": max(rates), "per_pass": rates}
 
 
-def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
-    """Largest |a - b| per image over all images; inf where non-finite values do not line up."""
-    if a.shape != b.shape:
-        return float("inf")
-    if not np.array_equal(np.isfinite(a), np.isfinite(b)):
-        return float("inf")
-    ok = np.isfinite(a)
-    return float(np.max(np.abs(a[ok].astype(np.float64) - b[ok]), initial=0.0))
+def _failed_artifact(artifacts: Mapping[str, str]) -> dict[str, Any] | None:
+    """The failure behind the first artifact that is a failure record (a batch-B build TVM could not make)."""
+    for path in artifacts.values():
+        record = read_failure(path) if Path(path).is_file() else None
+        if record is not None:
+            root = root_cause(record)
+            return {"status": root.get("status", Status.ERROR.value), "error": describe(record),
+                    "failed_stage": root.get("stage", Stage.DEPLOY.value)}
+    return None
 
 
 def measure_throughput(model: str, model_spec: dict[str, Any], framework: str, inputs: str | Path,
-                       settings: ThroughputSettings, log: str | Path, opt: str | None = None,
-                       opt_spec: dict[str, Any] | None = None, onnx_batch1: str | Path | None = None,
-                       opset: int = 18, exporter: str = "dynamo",
-                       target_spec: dict[str, Any] | None = None) -> dict[str, Any]:
+                       settings: ThroughputSettings, log: str | Path, artifacts: Mapping[str, str] | None = None,
+                       opt: str | None = None, target: dict[str, Any] | None = None) -> dict[str, Any]:
     """Images/s of one variant at batch `settings.batch_size` and at batch 1, measured in the same job.
 
-    `onnx_batch1` is the export stage's model.onnx: given, the batch-1 figure runs the very file the infer
-    stage's latency comes from; the batch-B ONNX is exported beside it with the same `opset` and `exporter`.
-    Never raises for a failing variant: the record's status says what happened (ok, nan, crash, timeout, error).
+    `artifacts` holds what the rules built for the variant at both sizes (see `backend_specs`). Never raises for
+    a failing variant: the record's status says what happened (ok, nan, crash, timeout, error) and, for an
+    artifact that could not be built, at which stage.
     """
-    target_spec = dict(target_spec or HOST_TARGET)
+    artifacts = dict(artifacts or {})
     b = int(settings.batch_size)
-    sizes = [1] if b == 1 else [1, b]
     with np.load(inputs) as z:
-        image_shape = list(z["x"].shape[1:])
         n = int(z["x"].shape[0])
     record: dict[str, Any] = {
         "model": model, "variant": variant_name(framework, opt), "framework": framework,
         "opt": opt if framework == "tvm" else None, "batch_size": b, "measure": measure_label(b),
         "images": n, "padding": (-n) % b, "warmup": settings.warmup, "passes": settings.passes,
-        "threads": settings.threads, "target": target_spec if framework == "tvm" else None,
-        "onnx_batch1": str(onnx_batch1) if onnx_batch1 and framework != "torch" else None,
-        "versions": provenance.versions(), "host": provenance.host(), "status": "ok", "error": "",
+        "threads": settings.threads, "target": target if framework == "tvm" else None,
+        "artifacts": artifacts, "versions": provenance.versions(), "host": provenance.host(),
+        "status": Status.OK.value, "error": "",
     }
-    with tempfile.TemporaryDirectory(prefix="deltamut-throughput-") as workdir:
-        made = call_isolated("deltamut.runner.throughput:_artifacts_worker", {
-            "framework": framework, "model": model, "model_spec": model_spec, "sizes": sizes,
-            "image_shape": image_shape, "workdir": workdir,
-            "onnx_batch1": str(onnx_batch1) if onnx_batch1 else None, "opset": int(opset), "exporter": exporter,
-            "opt_name": opt, "opt_spec": opt_spec, "target_spec": target_spec}, settings.timeout_s, log)
-        if not made.ok:
-            return {**record, **made.as_record(), "failed_stage": "build"}
-        record["builds"] = made.value["builds"]
-        with _thread_env(settings.threads):
-            timed = call_isolated("deltamut.runner.throughput:_timing_worker", {
-                "specs": made.value["specs"], "inputs": str(inputs), "sizes": sizes, "warmup": int(settings.warmup),
-                "passes": int(settings.passes), "threads": settings.threads, "workdir": workdir},
-                settings.timeout_s, log)
+    failed = _failed_artifact(artifacts)
+    if failed is not None:
+        return {**record, **failed}
+    specs = backend_specs(framework, model, model_spec, artifacts, b, (target or {}).get("kind", "llvm"))
+    with tempfile.TemporaryDirectory(prefix="deltamut-throughput-") as workdir, _thread_env(settings.threads):
+        timed = call_isolated(_timing_worker, {
+            "specs": specs, "inputs": str(inputs), "sizes": [1, b], "warmup": int(settings.warmup),
+            "passes": int(settings.passes), "threads": settings.threads, "workdir": workdir},
+            settings.timeout_s, log)
         if not timed.ok:
-            return {**record, **timed.as_record(), "failed_stage": "run"}
-        logits = {s: np.load(Path(workdir) / f"logits_b{s}.npy") for s in sizes}
+            return {**record, **timed.as_record(), "failed_stage": Stage.RUN.value}
+        logits = {s: np.load(Path(workdir) / f"logits_b{s}.npy") for s in (1, b)}
     batched, single = _rates(n, timed.value["seconds"][str(b)]), _rates(n, timed.value["seconds"]["1"])
     record.update(
         images_per_s=batched["median"], images_per_s_min=batched["min"], images_per_s_max=batched["max"],
         images_per_s_per_pass=batched["per_pass"], images_per_s_batch1=single["median"],
         images_per_s_batch1_min=single["min"], images_per_s_batch1_max=single["max"],
         images_per_s_batch1_per_pass=single["per_pass"], speedup=batched["median"] / single["median"],
-        max_abs_diff_vs_batch1=_max_abs_diff(logits[b], logits[1]), calls=timed.value["calls"],
+        max_abs_diff_vs_batch1=max_abs_diff(logits[b], logits[1]), calls=timed.value["calls"],
         backend_info=timed.value["info"], tvm_num_threads=timed.value["tvm_num_threads"],
     )
     if not np.all(np.isfinite(logits[b])):
-        record.update(status="nan", error="non-finite values in the batch-B outputs")
+        record.update(status=Status.NAN.value, error="non-finite values in the batch-B outputs")
     return record
 
 
-def throughput_stage(model: str, model_spec: dict[str, Any], variant: str, inputs: str | Path,
-                     settings: ThroughputSettings, out: str | Path, log: str | Path,
-                     opt_spec: dict[str, Any] | None = None, onnx_batch1: str | Path | None = None,
-                     opset: int = 18, exporter: str = "dynamo",
-                     target_spec: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The throughput rule's entry point: one variant's record, written as JSON whatever happened."""
+def throughput_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], model: str, model_spec: dict[str, Any],
+                     variant: str, settings: ThroughputSettings, log: str | Path,
+                     target: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The throughput rule's entry point: one variant's record, written as JSON whatever happened. `inputs`:
+    the images (`inputs`) and the variant's artifacts at both batch sizes (see `backend_specs`)."""
     framework, opt = parse_variant(variant)
-    record = measure_throughput(model, model_spec, framework, inputs, settings, log, opt=opt, opt_spec=opt_spec,
-                                onnx_batch1=onnx_batch1, opset=opset, exporter=exporter, target_spec=target_spec)
-    write_json(out, record)
+    artifacts = {k: v for k, v in inputs.items() if k != "inputs"}
+    record = measure_throughput(model, model_spec, framework, inputs["inputs"], settings, log, artifacts=artifacts,
+                                opt=opt, target=target)
+    write_json(outputs["record"], record)
     return record
 
 
@@ -346,8 +291,8 @@ def throughput_markdown(model: str, table) -> str:
     return "\n".join(lines) + "\n"
 
 
-def throughput_table_stage(model: str, records: list[str | Path], out_csv: str | Path, out_md: str | Path) -> None:
+def throughput_table_stage(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], model: str) -> None:
     """The throughput_table rule's entry point: gather a model's records into a CSV and a markdown note."""
-    table = throughput_table([json.loads(Path(p).read_text()) for p in records])
-    write_text(out_csv, table.to_csv(index=False))
-    write_text(out_md, throughput_markdown(model, table))
+    table = throughput_table([json.loads(Path(p).read_text()) for p in inputs["records"]])
+    write_text(outputs["csv"], table.to_csv(index=False))
+    write_text(outputs["md"], throughput_markdown(model, table))

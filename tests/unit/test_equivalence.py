@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from deltamut.mutations.equivalence import duplicates, index_stage
+from deltamut.mutations.equivalence import duplicates
+from deltamut.mutations.stage import mutant_index_stage
 
 
 def manifest(digest: str | None, status: str = "ok", operator: str = "replace_op", meaning: str | None = None) -> dict:
@@ -30,11 +31,12 @@ def test_failed_equivalent_and_identity_modules_are_never_twins():
 
 
 def test_index_file(tmp_path):
-    paths = {}
-    for name, digest in {"x": "11", "y": "11", "z": "22"}.items():
-        paths[name] = tmp_path / f"{name}.json"
-        paths[name].write_text(json.dumps(manifest(digest)))
-    index_stage(paths, tmp_path / "mutants.json")
+    manifests = []
+    for name, digest in {"x": "11", "y": "11", "z": "22"}.items():  # results/.../{mutant}/manifest.json
+        (tmp_path / name).mkdir()
+        manifests.append(tmp_path / name / "manifest.json")
+        manifests[-1].write_text(json.dumps(manifest(digest)))
+    mutant_index_stage(inputs={"manifests": manifests}, outputs={"index": tmp_path / "mutants.json"})
     index = json.loads((tmp_path / "mutants.json").read_text())
     assert {k: v["duplicate_of"] for k, v in index.items()} == {"x": None, "y": "x", "z": None}
     assert index["y"]["duplicate_by"] == "ir"

@@ -23,7 +23,7 @@ def exported(tmp_path_factory):
 def test_export_round_trips_through_onnxruntime(exported):
     info, path, record = exported
     model = check_onnx(path)
-    assert record == {"exporter": "dynamo", "opset": 18}
+    assert record == {"exporter": "dynamo", "opset": 18, "batch": 1}
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) == 18
     assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)  # one file
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
@@ -73,14 +73,15 @@ def test_a_conversion_its_exporter_cannot_make_is_a_recorded_finding(tmp_path, s
     from deltamut.failure import read_failure
     from deltamut.runner.stage import reference_stage
 
-    info = load_model("vit", {"arch": "vit_ti_16", "input_size": 16})
     out = tmp_path / "model.onnx"
-    export = lambda: export_model(info, out, opset=13, exporter="legacy")  # noqa: E731
-    assert export_stage(export, out, conversion=True) is False
+    spec, legacy = {"arch": "vit_ti_16", "input_size": 16}, {"exporter": "legacy", "opset": 13, "batch": 1}
+    assert export_stage(outputs={"onnx": out}, name="vit", model=spec, export=legacy, conversion=True) is False
     record = read_failure(out)
     assert record["stage"] == "export" and "scaled_dot_product_attention" in record["error"]
-    result = reference_stage("onnxruntime", "vit@legacy-opset13", {}, out, small_inputs, {}, tmp_path / "ort.npz",
-                             tmp_path / "ort.log")
+    result = reference_stage(inputs={"onnx": out, "inputs": small_inputs}, outputs={"outputs": tmp_path / "ort.npz"},
+                             framework="onnxruntime", model="vit@legacy-opset13", model_spec={}, runner={},
+                             log=tmp_path / "ort.log")
     assert set(result.status) == {"error"} and result.meta["failed_stage"] == "export"
     with pytest.raises(Exception, match="scaled_dot_product_attention"):
-        export_stage(export, tmp_path / "primary.onnx", conversion=False)
+        export_stage(outputs={"onnx": tmp_path / "primary.onnx"}, name="vit", model=spec, export=legacy,
+                     conversion=False)

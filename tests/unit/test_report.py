@@ -20,7 +20,7 @@ from deltamut.report import (
     kill_matrix_plot,
     latency_frame,
     latency_plot,
-    report_stage,
+    plots_stage,
 )
 from deltamut.report.common import CONTENT_KEY, STATUS_COLOURS
 from deltamut.report.gallery import probabilities, top5
@@ -273,7 +273,7 @@ def _write_tables(tmp_path, per_image, per_pair, kill=None) -> dict:
     return tables
 
 
-def test_report_stage_writes_all_four_figures(per_image, per_pair, photos, tmp_path):
+def test_plots_stage_writes_all_four_figures(per_image, per_pair, photos, tmp_path):
     variants = {v: {"path": str(tmp_path / f"{v.replace('/', '_')}.npz")} for v in
                 ("torch", ORIG, "tvm/basic/mnn1/cpu", "tvm/basic/mnn2/cpu")}
     save_outputs(variants["torch"]["path"], _outputs([1, 2, 3]))
@@ -283,25 +283,28 @@ def test_report_stage_writes_all_four_figures(per_image, per_pair, photos, tmp_p
     dataset = tmp_path / "dataset.json"
     dataset.write_text(pd.Series(photos).to_json())
     plots = {name: tmp_path / "out" / f"{name}.png" for name in PLOTS}
-    written = report_stage("m", _write_tables(tmp_path, per_image, per_pair, _kill({"mnn1": "killed"})), dataset,
-                           variants, "torch", plots)
+    tables = _write_tables(tmp_path, per_image, per_pair, _kill({"mnn1": "killed"}))
+    written = plots_stage(inputs={**tables, "dataset": dataset}, outputs=plots, model="m", variants=variants,
+                          reference="torch")
     assert written == plots
     assert _png(plots["gallery"], (500, 300)).height > 300  # real gallery, not a note
     assert _content(plots["kill_matrix"]) == "plot" and _content(plots["gallery"]) == "plot"
     assert _content(plots["sites"]).startswith("note: This study has no sweep")
 
 
-def test_report_stage_survives_a_malformed_table(per_image, tmp_path, caplog):
+def test_plots_stage_survives_a_malformed_table(per_image, tmp_path, caplog):
     plots = {"heatmap": tmp_path / "h.png", "kill_matrix": tmp_path / "k.png"}
     broken = pd.DataFrame({"model": ["m"], "a": ["x"]})  # no kind, no verdict: the heatmap cannot be drawn
     with caplog.at_level(logging.ERROR):
-        report_stage("m", _write_tables(tmp_path, per_image, broken), tmp_path / "none.json", {}, "torch", plots)
+        plots_stage(inputs={**_write_tables(tmp_path, per_image, broken), "dataset": tmp_path / "none.json"},
+                    outputs=plots, model="m", variants={}, reference="torch")
     assert "heatmap plot failed" in caplog.text
     _png(plots["heatmap"])
     assert _content(plots["heatmap"]).startswith("note: This plot could not be drawn: ")  # and says so in the file
     _png(plots["kill_matrix"])  # no kill matrix file: a study without mutants
 
 
-def test_report_stage_rejects_unknown_plot(tmp_path):
+def test_plots_stage_rejects_unknown_plot(tmp_path):
     with pytest.raises(ValueError, match="unknown plot"):
-        report_stage("m", {}, tmp_path / "d.json", {}, "torch", {"pie": tmp_path / "p.png"})
+        plots_stage(inputs={"dataset": tmp_path / "d.json"}, outputs={"pie": tmp_path / "p.png"}, model="m",
+                    variants={}, reference="torch")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import numpy as np
 import pytest
 import torch
@@ -166,8 +167,10 @@ def test_a_variant_that_never_built_says_where_it_failed(small_inputs, tmp_path)
         "stage": "mutate", "status": "skipped", "upstream": {
             "stage": "compile", "status": "crash", "symptom": "signal",
             "error": "deltamut.compiler.stage:_graph_worker killed by signal 11 (SIGSEGV)"}}}
-    out = infer_stage(tmp_path / "lib.so", deploy_info, "cpu", {"target": "x86_64"}, {"kind": "llvm"},
-                      small_inputs, None, {"model": "m"}, tmp_path / "o.npz", tmp_path / "log")
+    (tmp_path / "deploy.json").write_text(json.dumps(deploy_info))
+    out = infer_stage(inputs={"lib": tmp_path / "lib.so", "info": tmp_path / "deploy.json", "inputs": small_inputs},
+                      outputs={"outputs": tmp_path / "o.npz"}, device="cpu", device_spec={"target": "x86_64"},
+                      target_spec={"kind": "llvm"}, runner={}, variant={"model": "m"}, log=tmp_path / "log")
     assert set(out.status) == {"crash"} and out.meta["failed_stage"] == "compile"
     assert out.error[0].startswith("compile failed (signal): ") and "signal 11" in out.error[0]
     assert load_outputs(tmp_path / "o.npz").meta["failed_stage"] == "compile"

@@ -72,8 +72,9 @@ def test_conversions_live_in_their_own_result_tree():
     assert variants["onnxruntime@legacy-opset13"]["path"] == \
         "results/efficientnet_lite0@legacy-opset13/reference/onnxruntime.npz"
     assert "onnxruntime@torch-export" not in variants  # torch.export makes no ONNX
-    assert s.export_settings("efficientnet_lite0@legacy-opset13") == {"exporter": "legacy", "opset": 13}
-    assert s.export_settings("efficientnet_lite0") == {"exporter": "dynamo", "opset": 18}
+    assert s.export_settings("efficientnet_lite0@legacy-opset13") == {"exporter": "legacy", "opset": 13, "batch": 1}
+    assert s.export_settings("efficientnet_lite0") == {"exporter": "dynamo", "opset": 18, "batch": 1}
+    assert s.export_settings("efficientnet_lite0+b4") == {"exporter": "dynamo", "opset": 18, "batch": 4}
     assert s.model_spec("efficientnet_lite0@torch-export") == s.model_spec("efficientnet_lite0")
     assert s.inputs_path("efficientnet_lite0@torch-export") == s.inputs_path("efficientnet_lite0")
     assert s.mutants("efficientnet_lite0@torch-export", "extended") == ["original"]
@@ -155,9 +156,13 @@ def test_ablation_switches_each_step_off_in_turn():
     # lowering steps copy the graph, graph passes rebuild both
     for step, graph, lowering in [("fast-math", "extended", "extended"), ("schedule", "extended", "extended"),
                                   ("fuse", "extended", None), ("FoldConstant", None, None)]:
-        assert s.reused_from("efficientnet_lite0", f"extended.no-{step}", "graph") == graph, step
-        assert s.reused_from("efficientnet_lite0", f"extended.no-{step}", "lowering") == lowering, step
-    assert s.reused_from("efficientnet_lite0", "extended", "graph") is None
+        opt = f"extended.no-{step}"
+        assert s.source_opt("efficientnet_lite0", opt, "graph") == (graph or opt), step
+        assert s.source_opt("efficientnet_lite0", opt, "lowering") == (lowering or opt), step
+    assert s.source_opt("efficientnet_lite0", "extended", "graph") == "extended"
+    # the inputs point at the base's artifacts: the ablated variant's module and manifest are extended's
+    assert s.artifact("{model}/{opt}/{mutant}", "efficientnet_lite0", "extended.no-schedule") == \
+        "efficientnet_lite0/extended/original"
 
 
 def test_ablation_steps_are_checked():

@@ -24,6 +24,17 @@ BATCH = 2  # 5 images in batches of 2: the last batch holds one padding image
 SETTINGS = ThroughputSettings(batch_size=BATCH, warmup=1, passes=3, threads=2, timeout_s=600)
 
 
+def _export(tmp_path, batch: int, exporter: str = "legacy"):
+    """The tiny model as the export rule writes it for a batch size (the legacy exporter takes seconds where
+    dynamo takes 20 s; the workflow's dynamo export goes through the same function)."""
+    from deltamut.export import export_model
+    from deltamut.models import load_model
+
+    out = tmp_path / f"model_b{batch}.onnx"
+    export_model(load_model("tiny", TINY), out, exporter=exporter, batch=batch)
+    return out
+
+
 @pytest.fixture(scope="module")
 def photo_inputs(tmp_path_factory):
     """Five real photos preprocessed for the tiny model, as the data stage writes them."""
@@ -81,33 +92,51 @@ def test_torch_throughput(photo_inputs, tmp_path):
 
 
 def test_onnxruntime_throughput(photo_inputs, tmp_path):
-    """Both batch sizes exported here with the legacy exporter, which takes seconds where dynamo takes 20 s;
-    the pipeline's dynamo export goes through the same code in the TVM test."""
+    artifacts = {"onnx": _export(tmp_path, 1), "onnx_batched": _export(tmp_path, BATCH)}
     rec = measure_throughput("tiny", TINY, "onnxruntime", photo_inputs, SETTINGS, tmp_path / "log.txt",
-                             exporter="legacy")
+                             artifacts=artifacts)
     _check_ok(rec, "onnxruntime")
+
+
+def _library(onnx, opt_spec, out):
+    """A library built the way the compile, mutate and deploy rules build it."""
+    from deltamut.compiler.build import build_library
+    from deltamut.compiler.importer import import_onnx
+    from deltamut.compiler.optconfig import OptConfig
+    from deltamut.compiler.passes import lower, optimise_graph
+
+    opt = OptConfig.from_dict("basic", opt_spec)
+    build_library(lower(optimise_graph(import_onnx(onnx), opt), opt), {"kind": "llvm"}, opt, out)
+    return out
 
 
 @pytest.mark.slow
 def test_tvm_throughput_and_table(photo_inputs, tmp_path):
     """Builds the tiny model twice (batch 1 and 2) under an optimisation: over 20 s on two cores."""
+    from deltamut.failure import write_failure
+
+    basic = {"fuse": False, "llvm": {"opt-level": 1}}
+    inputs = {"inputs": photo_inputs, "lib": _library(_export(tmp_path, 1), basic, tmp_path / "b1.so"),
+              "lib_batched": _library(_export(tmp_path, BATCH), basic, tmp_path / "b2.so")}
     out = tmp_path / "throughput" / "tvm-basic.json"
     one_thread = replace(SETTINGS, threads=1)  # not conftest's TVM_NUM_THREADS default, so the check below bites
-    rec = throughput_stage("tiny", TINY, "tvm-basic", photo_inputs, one_thread, out, tmp_path / "log.txt",
-                           opt_spec={"fuse": False, "llvm": {"opt-level": 1}})
+    rec = throughput_stage(inputs=inputs, outputs={"record": out}, model="tiny", model_spec=TINY, variant="tvm-basic",
+                           settings=one_thread, log=tmp_path / "log.txt", target={"kind": "llvm"})
     _check_ok(rec, "tvm")
     assert rec["opt"] == "basic" and rec["target"] == {"kind": "llvm"}
     assert rec["tvm_num_threads"] == "1" and rec["threads"] == 1  # the timing child saw the job's thread count
-    assert set(rec["builds"]) == {"1", str(BATCH)}
     assert json.loads(out.read_text())["images_per_s"] == rec["images_per_s"]
 
+    # a batch-B library the deploy rule could not build: recorded with the stage that failed, not timed
+    write_failure(tmp_path / "broken.so", "deploy", {"status": "error", "error": "ValueError: no such pass"})
     failed = tmp_path / "throughput" / "tvm-broken.json"
-    bad = throughput_stage("tiny", TINY, "tvm-broken", photo_inputs, SETTINGS, failed, tmp_path / "log.txt",
-                           opt_spec={"passes": ["NoSuchPass"]})
-    assert bad["status"] == "error" and "NoSuchPass" in bad["error"] and bad["failed_stage"] == "build"
+    bad = throughput_stage(inputs={**inputs, "lib_batched": tmp_path / "broken.so"}, outputs={"record": failed},
+                           model="tiny", model_spec=TINY, variant="tvm-broken", settings=SETTINGS,
+                           log=tmp_path / "log.txt")
+    assert bad["status"] == "error" and "no such pass" in bad["error"] and bad["failed_stage"] == "deploy"
 
     csv, md = tmp_path / "throughput.csv", tmp_path / "throughput.md"
-    throughput_table_stage("tiny", [out, failed], csv, md)
+    throughput_table_stage(inputs={"records": [out, failed]}, outputs={"csv": csv, "md": md}, model="tiny")
     import pandas as pd
 
     table = pd.read_csv(csv)

@@ -1,0 +1,29 @@
+"""The config's defaults, read from its schema (config/config.schema.yaml): the one place they are written.
+
+The workflow validates every config against the schema, which fills in what a study leaves out. Code that runs
+outside the workflow (tests, benchmarks, a user's script) asks here instead of repeating a number.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEMA = Path(__file__).resolve().parents[1] / "config" / "config.schema.yaml"
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def defaults(section: str) -> dict[str, Any]:
+    """The defaults of one section of the config (`runner`, `compare`, `export`, `timeouts`), or of the entries
+    of a mapping section (`optimisations.*`)."""
+    node: dict[str, Any] = {"properties": _schema()["properties"]}
+    for part in section.split("."):
+        node = node["additionalProperties"] if part == "*" else node["properties"][part]
+    return {k: v["default"] for k, v in node.get("properties", {}).items() if "default" in v}

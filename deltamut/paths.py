@@ -1,0 +1,83 @@
+"""Every file of the result tree, defined once: the rules' `output:` use these templates and the library fills
+them in, so a folder is renamed here and nowhere else.
+
+A template holds Snakemake wildcards (`{model}`, `{opt}`, `{mutant}`, `{target}`, `{device}`, ...); `fill`
+substitutes them. A model's conversions (`model@conversion`, `deltamut.study.ModelRef`) live in trees of their
+own under the same templates. Logs and benchmark records of a rule are `log(rule, *wildcards)` and
+`benchmark(rule, *wildcards)`.
+"""
+
+from __future__ import annotations
+
+RESULTS = "results"
+RESOURCES = "resources"
+# the folders of one model's tree
+DATA_DIR, EXPORT_DIR, REFERENCE_DIR, TVM_DIR = "data", "export", "reference", "tvm"
+COMPARE_DIR, REPORT_DIR, THROUGHPUT_DIR = "compare", "report", "throughput"
+
+MODEL = f"{RESULTS}/{{model}}"
+PHOTOS = f"{RESOURCES}/photos"
+
+# data: the preprocessed images, and those of input-level mutants
+INPUTS = f"{MODEL}/{DATA_DIR}/inputs.npz"
+DATASET = f"{MODEL}/{DATA_DIR}/dataset.json"
+MUTANT_INPUTS = f"{MODEL}/{DATA_DIR}/{{mutant}}/inputs.npz"
+MUTANT_DATASET = f"{MODEL}/{DATA_DIR}/{{mutant}}/dataset.json"
+
+# export and the frameworks' reference outputs
+ONNX = f"{MODEL}/{EXPORT_DIR}/model.onnx"
+PROGRAM = f"{MODEL}/{EXPORT_DIR}/program.pt2"
+REFERENCE = f"{MODEL}/{REFERENCE_DIR}/{{framework}}.npz"
+
+# TVM: the imported graph, each optimisation's graph, each mutant's lowered module, library and outputs
+IMPORTED = f"{MODEL}/{TVM_DIR}/imported.json"
+OPT = f"{MODEL}/{TVM_DIR}/{{opt}}"
+GRAPH = f"{OPT}/graph.json"
+INDEX = f"{OPT}/mutants.json"
+CENSUS = f"{OPT}/sweeps/{{entry}}.json"
+MUTANT = f"{OPT}/{{mutant}}"
+MODULE = f"{MUTANT}/module.json"
+IR = f"{MUTANT}/ir.txt"
+DIFF = f"{MUTANT}/diff.txt"
+MANIFEST = f"{MUTANT}/manifest.json"
+LIB = f"{MUTANT}/deploy/{{target}}/lib.so"
+DEPLOY = f"{MUTANT}/deploy/{{target}}/deploy.json"
+OUTPUTS = f"{MUTANT}/infer/{{device}}/outputs.npz"
+
+# compare and report: one model's tables (CSV and Parquet) and figures; the study's across models
+TABLE = f"{MODEL}/{COMPARE_DIR}/{{table}}.{{ext}}"
+SUMMARY = f"{MODEL}/{COMPARE_DIR}/summary.md"
+PLOT = f"{MODEL}/{REPORT_DIR}/{{name}}.png"
+THROUGHPUT = f"{MODEL}/{THROUGHPUT_DIR}/{{variant}}.json"
+STUDY_TABLE = f"{RESULTS}/{COMPARE_DIR}/{{table}}.{{ext}}"
+STUDY_SUMMARY = f"{RESULTS}/summary.md"
+
+LOGS = f"{RESULTS}/logs"
+BENCHMARKS = f"{RESULTS}/benchmarks"
+
+
+def fill(template: str, **values: object) -> str:
+    """`template` with its wildcards replaced; a missing value is a KeyError naming it."""
+    return template.format(**values)
+
+
+def table(name: str, ext: str, model: str | None = None) -> str:
+    """A compare table of one model (`per_pair`, `kill_matrix`, ...), or of the study without `model`; a
+    template for Snakemake when `model` is the wildcard `{model}`."""
+    if model is None:
+        return fill(STUDY_TABLE, table=name, ext=ext)
+    return TABLE.replace("{model}", model).replace("{table}", name).replace("{ext}", ext)
+
+
+def _record(root: str, rule: str, wildcards: tuple[str, ...], ext: str) -> str:
+    return f"{root}/{rule}" + "".join(f"/{{{w}}}" for w in wildcards) + ext if wildcards else f"{root}/{rule}{ext}"
+
+
+def log(rule: str, *wildcards: str) -> str:
+    """The log of a rule's job, one folder per wildcard: `log("compile", "model", "opt")`."""
+    return _record(LOGS, rule, wildcards, ".log")
+
+
+def benchmark(rule: str, *wildcards: str) -> str:
+    """The `benchmark:` record of a rule's job (wall time, memory), laid out like its log."""
+    return _record(BENCHMARKS, rule, wildcards, ".tsv")
