@@ -31,16 +31,19 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from deltamut import paths  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 TARGET_S = 3.0
 
 # rule -> the file recording a job's work, from the wildcards of its benchmark path
 # (results/benchmarks/<rule>/<key>.tsv, as rules/*.smk name them).
-_WORK_FILES = {
-    "infer": "results/{0}/tvm/{1}/{2}/infer/{3}/outputs.npz",
-    "reference": "results/{0}/reference/{1}.npz",
-    "deploy": "results/{0}/tvm/{1}/{2}/deploy/{3}/deploy.json",
-    "mutate": "results/{0}/tvm/{1}/{2}/manifest.json",
+_WORK_FILES = {  # the file each job records its work in, and its wildcards in the order its benchmark path has them
+    "infer": (paths.OUTPUTS, ("model", "opt", "mutant", "device")),
+    "reference": (paths.REFERENCE, ("model", "framework")),
+    "deploy": (paths.DEPLOY, ("model", "opt", "mutant", "target")),
+    "mutate": (paths.MANIFEST, ("model", "opt", "mutant")),
 }
 
 
@@ -72,7 +75,7 @@ def read_benchmark(tsv: Path) -> dict[str, float]:
 
 def benchmark_jobs(workdir: Path) -> list[dict[str, Any]]:
     """One row per benchmark TSV under results/benchmarks: rule, key (the wildcards' path), wall seconds."""
-    root = workdir / "results" / "benchmarks"
+    root = workdir / paths.BENCHMARKS
     rows = []
     for tsv in sorted(root.glob("*/**/*.tsv")):
         rel = tsv.relative_to(root).with_suffix("")
@@ -135,7 +138,8 @@ def work_s(workdir: Path, rule: str, key: str) -> float | None:
     """The work a job recorded in its outputs, or None for a rule that records none."""
     if rule not in _WORK_FILES:
         return None
-    path = workdir / _WORK_FILES[rule].format(*key.split("/"))
+    template, names = _WORK_FILES[rule]
+    path = workdir / paths.fill(template, **dict(zip(names, key.split("/"), strict=True)))
     if not path.exists():
         return None
     if rule == "deploy":

@@ -14,12 +14,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deltamut.compare.verdicts import SEVERITY, Verdict
+
 COLUMNS = ["model", "opt", "device_a", "device_b", "operator", "category", "mutants", "comparable", "diverging",
            "top1_changed_pct_max", "max_abs_err", "original_top1_changed_pct", "original_max_abs_err",
            "mutants_diverging"]
 
 # Verdicts of a mutant's cross-device pair that mean "moves beyond the original's cross-device noise"
-_BEYOND = ("numeric_drift", "topk_reorder", "top1_flip", "nan", "error", "timeout", "crash", "skipped")
+_BEYOND = frozenset(v.value for v in SEVERITY[SEVERITY.index(Verdict.NUMERIC_DRIFT):])
 
 
 def device_discrepancy(per_pair: pd.DataFrame, mutants: dict[tuple, dict[str, Any]]) -> pd.DataFrame:
@@ -36,7 +38,7 @@ def device_discrepancy(per_pair: pd.DataFrame, mutants: dict[tuple, dict[str, An
         o = original.get((r["opt_a"], r["device_a"], r["device_b"]))
         rows.append({"model": r["model"], "opt": r["opt_a"], "device_a": r["device_a"], "device_b": r["device_b"],
                      "operator": info.get("operator"), "category": info.get("category"), "mutant": r["mutant_a"],
-                     "comparable": r["verdict"] not in ("not_comparable", "equivalent"),
+                     "comparable": r["verdict"] not in (Verdict.NOT_COMPARABLE, Verdict.EQUIVALENT),
                      "diverging": r["verdict"] in _BEYOND, "top1": r["top1_disagreement_pct"],
                      "max_abs_err": r["max_abs_err"],
                      "original_top1": np.nan if o is None else o["top1_disagreement_pct"],

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from deltamut.compare.verdicts import Thresholds, Verdict, grade_images
+from deltamut.outcome import Status
 from deltamut.runner.outputs import Outputs
 
 __all__ = ["agree_within_noise", "output_twins"]
@@ -29,7 +30,7 @@ def agree_within_noise(a: Outputs, b: Outputs, thresholds: Thresholds, floor: np
     sa, sb = a.observed_status, b.observed_status
     if len(sa) != len(sb) or not (sa == sb).all():
         return False
-    ok = sa == "ok"
+    ok = sa == Status.OK.value
     if not ok.any() or a.logits.shape != b.logits.shape:
         return False
     noise = a.spread + b.spread + (0.0 if floor is None else np.nan_to_num(floor, nan=0.0))
@@ -51,9 +52,9 @@ def output_twins(groups: Iterable[tuple[tuple, list[str]]], load: Callable[[str]
         for mutant, vid in sorted(ids):
             out = load(vid)
             status = out.observed_status
-            if (status == "equivalent").all():
+            if (status == Status.EQUIVALENT.value).all():
                 continue
-            top1 = np.where(status == "ok", np.nan_to_num(out.logits, nan=-np.inf).argmax(1), -1) \
+            top1 = np.where(status == Status.OK.value, np.nan_to_num(out.logits, nan=-np.inf).argmax(1), -1) \
                 if out.logits.shape[1] else np.full(len(status), -1)
             bucket = buckets.setdefault((tuple(status), tuple(top1)), [])
             first = next((m for m, o in bucket if agree_within_noise(out, o, thresholds, floor)), None)

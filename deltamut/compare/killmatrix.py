@@ -27,6 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deltamut.compare.verdicts import Verdict
+from deltamut.outcome import Stage
+
 
 class MutantStatus(StrEnum):
     EQUIVALENT = "equivalent"
@@ -42,7 +45,7 @@ class MutantStatus(StrEnum):
 DETECTED = (MutantStatus.KILLED.value, MutantStatus.CRASHED.value)
 SCORED = (*DETECTED, MutantStatus.SURVIVED.value)
 # Image verdicts of a failure of the mutant itself (not_comparable images are the original's failures)
-FAILED = ("crash", "timeout", "error", "skipped")
+FAILED = (Verdict.CRASH, Verdict.TIMEOUT, Verdict.ERROR, Verdict.SKIPPED)
 
 COLUMNS = ["model", "opt", "device", "mutant", "operator", "category", "level", "candidates", "applied", "sweep",
            "site", "depth", "status", "equivalent_to", "duplicate_of", "duplicate_by", "top1_changed_pct",
@@ -63,20 +66,20 @@ def mutant_status(row: pd.Series, twin: str | None = None, equivalent: bool = Fa
     n = int(row["n_images"])
     if twin:
         return MutantStatus.DUPLICATE.value
-    if equivalent or _count(row, "equivalent") == n:
+    if equivalent or _count(row, Verdict.EQUIVALENT) == n:
         return MutantStatus.EQUIVALENT.value
-    comparable = n - _count(row, "not_comparable")
+    comparable = n - _count(row, Verdict.NOT_COMPARABLE)
     if comparable == 0:
         return MutantStatus.NOT_COMPARABLE.value
     stage = row.get("failed_stage_a") or ""
     failed = sum(_count(row, v) for v in FAILED)
-    if stage == "mutate":
+    if stage == Stage.MUTATE:
         return MutantStatus.TOOL_ERROR.value
-    if stage == "deploy" and failed == comparable:
+    if stage == Stage.DEPLOY and failed == comparable:
         return MutantStatus.STILLBORN.value
     if failed == comparable:
         return MutantStatus.CRASHED.value
-    if failed or _count(row, "top1_flip") or _count(row, "nan"):
+    if failed or _count(row, Verdict.TOP1_FLIP) or _count(row, Verdict.NAN):
         return MutantStatus.KILLED.value
     return MutantStatus.SURVIVED.value
 
@@ -107,7 +110,7 @@ def kill_matrix(per_pair: pd.DataFrame, mutants: dict[tuple, dict[str, Any]],
             "duplicate_of": twin, "duplicate_by": by,
             "top1_changed_pct": r["top1_disagreement_pct"],
             "max_abs_err": r["max_abs_err"], "n_images": r["n_images"], "n_ok": r["n_ok_a"],
-            "n_not_comparable": _count(r, "not_comparable"),
+            "n_not_comparable": _count(r, Verdict.NOT_COMPARABLE),
             "accuracy": r["accuracy_a"], "accuracy_original": r["accuracy_b"], "verdict": r["verdict"],
             "failed_stage": r.get("failed_stage_a") or "", "latency_ratio": r["latency_ratio"],
             # a kill on images whose outputs jitter between runs: killed beyond that jitter, but worth a look

@@ -19,9 +19,11 @@ from deltamut.compare.duplicates import output_twins
 from deltamut.compare.stats import compare_latency, mcnemar
 from deltamut.compare.verdicts import Thresholds, failed_side, grade_images, grade_latency, grade_pair
 from deltamut.numeric import max_abs_diff
+from deltamut.outcome import Status
 from deltamut.runner.outputs import Outputs, load_outputs
 from deltamut.study import FLOAT64
 
+OK = Status.OK.value
 COORDS = ("framework", "conversion", "opt", "mutant", "device", "target")
 
 
@@ -88,7 +90,7 @@ def _against_float64(a: Outputs, b: Outputs, la: np.ndarray | None, lb: np.ndarr
     n = len(a.ids)
     out = {}
     for side, out_, logits in (("a", a, la), ("b", b, lb)):
-        ok = out_.observed_status == "ok"
+        ok = out_.observed_status == OK
         if logits is None or float64 is None or float64.shape != (n, width):
             out[f"rmse_vs_float64_{side}"] = np.full(n, np.nan)
         else:
@@ -132,7 +134,7 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
     width = max(a.logits.shape[1], b.logits.shape[1])
     la, lb = _usable(a, width), _usable(b, width)
     for vid, out, usable in ((a_id, a, la), (b_id, b, lb)):
-        if usable is None and (out.observed_status == "ok").any():
+        if usable is None and (out.observed_status == OK).any():
             raise ValueError(f"{model}: result {vid} has images with status ok but logits of shape "
                              f"{out.logits.shape}, while the pair needs {width} classes ({a_id}: "
                              f"{a.logits.shape}, {b_id}: {b.logits.shape})")
@@ -143,7 +145,7 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
                                           for v in (floor, baseline_noise) if v is not None)
     verdict = grade_images(la, lb, status_a, status_b, noise, thresholds)
     side = failed_side(status_a, status_b)
-    both = (status_a == "ok") & (status_b == "ok") & (la is not None) & (lb is not None)
+    both = (status_a == OK) & (status_b == OK) & (la is not None) & (lb is not None)
     n = len(a.ids)
     nan = np.full(n, np.nan)
 
@@ -153,8 +155,8 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
         values = fn(la, lb, **kw).astype(np.float64)
         return np.where(both, values, np.nan)
 
-    top1_a = np.where(status_a == "ok", la.argmax(1), -1) if la is not None else np.full(n, -1)
-    top1_b = np.where(status_b == "ok", lb.argmax(1), -1) if lb is not None else np.full(n, -1)
+    top1_a = np.where(status_a == OK, la.argmax(1), -1) if la is not None else np.full(n, -1)
+    top1_b = np.where(status_b == OK, lb.argmax(1), -1) if lb is not None else np.full(n, -1)
     lat_a, lat_b = a.median_latency_ms(), b.median_latency_ms()
     rows = pd.DataFrame({
         "model": model, "kind": kind, "a": a_id, "b": b_id,
@@ -186,7 +188,7 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
         "model": model, "kind": kind, "a": a_id, "b": b_id,
         **{f"{c}_a": coords[a_id].get(c, "") for c in COORDS},
         **{f"{c}_b": coords[b_id].get(c, "") for c in COORDS},
-        "n_images": n, "n_ok_a": int((status_a == "ok").sum()), "n_ok_b": int((status_b == "ok").sum()),
+        "n_images": n, "n_ok_a": int((status_a == OK).sum()), "n_ok_b": int((status_b == OK).sum()),
         "n_compared": n_both,
         # who failed where: a's own failures are findings about a, b's make those images not comparable
         "n_failed_a": int(np.isin(side, ["a", "both"]).sum()), "n_failed_b": int(np.isin(side, ["b", "both"]).sum()),
@@ -230,7 +232,7 @@ class ModelComparison:
 
 def _cross_noise(a: Outputs, b: Outputs) -> np.ndarray:
     """Per image, max |a - b| where both ran (0 elsewhere): how far one variant moves between two sides."""
-    ok = (a.observed_status == "ok") & (b.observed_status == "ok")
+    ok = (a.observed_status == OK) & (b.observed_status == OK)
     if not ok.any() or a.logits.shape != b.logits.shape or a.logits.shape[1] == 0:
         return np.zeros(len(a.ids))
     diff = max_abs_diff(a.logits, b.logits, axis=1)
@@ -254,7 +256,7 @@ def compare_model(model: str, variants: dict[str, dict[str, str]], pairs: list[d
     float64 = floor = None
     if FLOAT64 in variants:
         ref64, ref32 = get(FLOAT64), get("torch")
-        if (ref64.status == "ok").all() and (ref32.status == "ok").all() and ref64.logits.shape == ref32.logits.shape:
+        if (ref64.status == OK).all() and (ref32.status == OK).all() and ref64.logits.shape == ref32.logits.shape:
             float64 = ref64.logits.astype(np.float64)
             floor = np.abs(ref32.logits.astype(np.float64) - float64).max(axis=1)
     per_image, per_pair = [], []

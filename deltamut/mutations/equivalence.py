@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from deltamut.outcome import Status
+
 __all__ = ["duplicates"]
 
 
@@ -34,7 +36,7 @@ def duplicates(manifests: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[st
     for name in sorted(manifests):
         manifest = manifests[name]
         digest, meaning = manifest.get("structural_hash"), manifest.get("semantic_hash")
-        if manifest.get("status") != "ok" or not digest or manifest.get("operator") == "identity":
+        if manifest.get("status") != Status.OK or not digest or manifest.get("operator") == "identity":
             continue
         if digest in by_ir:
             twins[name] = (by_ir[digest], "ir")

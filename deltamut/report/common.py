@@ -12,15 +12,20 @@ matplotlib.use("Agg")  # a cluster node or CI runner has no display; must preced
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from deltamut.compare.killmatrix import MutantStatus  # noqa: E402
+from deltamut.compare.verdicts import SEVERITY, Verdict  # noqa: E402
 from deltamut.fsutil import atomic_path  # noqa: E402
+from deltamut.study.refs import ORIGINAL, TVM, parse_variant_id  # noqa: E402
 
 DPI = 100
 # Okabe-Ito colours: told apart by colour-blind readers and in greyscale print.
-STATUS_COLOURS = {"killed": "#D55E00", "crashed": "#000000", "survived": "#56B4E9", "equivalent": "#BBBBBB",
-                  "duplicate": "#E4E4E4", "not_comparable": "#F0E442", "stillborn": "#CC79A7", "tool_error": "#E69F00"}
+STATUS_COLOURS = {MutantStatus.KILLED: "#D55E00", MutantStatus.CRASHED: "#000000", MutantStatus.SURVIVED: "#56B4E9",
+                  MutantStatus.EQUIVALENT: "#BBBBBB", MutantStatus.DUPLICATE: "#E4E4E4",
+                  MutantStatus.NOT_COMPARABLE: "#F0E442", MutantStatus.STILLBORN: "#CC79A7",
+                  MutantStatus.TOOL_ERROR: "#E69F00"}
 # Verdicts written in a cell instead of a number: a failure of the variant, or of its baseline (not comparable)
-FAILED_VERDICTS = frozenset({"crash", "timeout", "error", "nan", "skipped", "not_comparable"})
-ORIGINAL = "original"
+FAILED_VERDICTS = frozenset({*(v.value for v in SEVERITY[SEVERITY.index(Verdict.SKIPPED):]),
+                             Verdict.NOT_COMPARABLE.value})
 
 
 def new_figure(width_in: float, height_in: float) -> Figure:
@@ -86,24 +91,11 @@ def note_figure(path: str | Path, title: str, note: str) -> Path:
 def variant_label(variant: str) -> str:
     """`tvm/default/mnn11/cpu` -> `default / mnn11 @ cpu`, `tvm@torch-export/default/original/cpu` ->
     `default (torch-export) @ cpu`; a framework id stays as it is."""
-    parts = str(variant).split("/")
-    if len(parts) == 4 and parts[0].partition("@")[0] == "tvm":
-        head, opt, mutant, device = parts
-        conversion = head.partition("@")[2]
-        opt = f"{opt} ({conversion})" if conversion else opt
-        return f"{opt} @ {device}" if mutant == ORIGINAL else f"{opt} / {mutant} @ {device}"
-    return str(variant)
-
-
-def parse_variant(variant: str) -> dict[str, str]:
-    """The coordinates of a variant id (framework, conversion, opt, mutant, device); empty strings where none
-    apply."""
-    parts = str(variant).split("/")
-    framework, _, conversion = parts[0].partition("@")
-    if len(parts) == 4 and framework == "tvm":
-        return {"framework": "tvm", "conversion": conversion, "opt": parts[1], "mutant": parts[2],
-                "device": parts[3]}
-    return {"framework": framework, "conversion": conversion, "opt": "", "mutant": "", "device": ""}
+    c = parse_variant_id(variant)
+    if c["framework"] != TVM:
+        return str(variant)
+    opt = f"{c['opt']} ({c['conversion']})" if c["conversion"] else c["opt"]
+    return f"{opt} @ {c['device']}" if c["mutant"] == ORIGINAL else f"{opt} / {c['mutant']} @ {c['device']}"
 
 
 def shorten(text: str, width: int) -> str:

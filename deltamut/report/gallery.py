@@ -14,8 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deltamut.outcome import Status
 from deltamut.report.common import add_note, new_figure, note_figure, save_figure, shorten, variant_label
 from deltamut.runner.outputs import Outputs
+
+OK = Status.OK.value
 
 TITLE = "Images whose top-1 label changed"
 KIND_ORDER = {"framework": 0, "compiler": 1, "optimisation": 2, "device": 3, "mutant": 4}
@@ -28,7 +31,7 @@ def changed_images(per_image: pd.DataFrame) -> pd.DataFrame:
     most comparisons first."""
     if per_image is None or per_image.empty:
         return pd.DataFrame(columns=["image", "kind", "a", "b", "label"])
-    ok = (per_image.get("status_a", "ok") == "ok") & (per_image.get("status_b", "ok") == "ok")
+    ok = (per_image.get("status_a", OK) == OK) & (per_image.get("status_b", OK) == OK)
     flipped = per_image["top1_a"].to_numpy() != per_image["top1_b"].to_numpy()
     rows = per_image[ok & flipped & (per_image["top1_a"] >= 0) & (per_image["top1_b"] >= 0)]
     rows = rows.assign(rank=rows["kind"].map(KIND_ORDER).fillna(9),
@@ -60,8 +63,8 @@ def top5(out: Outputs | None, image: str) -> tuple[str, list[tuple[int, float]]]
     i = int(where[0])
     status = str(out.status[i])
     row = out.logits[i] if out.logits.ndim == 2 else np.empty(0)
-    if status != "ok" or row.size == 0 or not np.all(np.isfinite(row)):
-        return (status if status != "ok" else "nan"), []
+    if status != OK or row.size == 0 or not np.all(np.isfinite(row)):
+        return (status if status != OK else Status.NAN.value), []
     p = probabilities(row)
     best = np.argsort(-p, kind="stable")[:5]
     return status, [(int(c), float(p[c])) for c in best]
@@ -103,7 +106,7 @@ def gallery_plot(per_image: pd.DataFrame, outputs: Mapping[str, Outputs | None],
     changed = changed_images(per_image)
     if changed.empty:
         ran = per_image is not None and not per_image.empty and \
-            ((per_image.get("status_a") == "ok") & (per_image.get("status_b") == "ok")).any()
+            ((per_image.get("status_a") == OK) & (per_image.get("status_b") == OK)).any()
         why = "No image changed its top-1 label in any comparison." if ran else \
             "No comparison had both sides run (every variant failed or the study is empty): nothing to show."
         return note_figure(path, title, why)

@@ -12,14 +12,14 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.patches import Patch, Rectangle
 
-from deltamut.compare.killmatrix import DETECTED, SCORED
+from deltamut.compare.killmatrix import DETECTED, SCORED, MutantStatus
 from deltamut.report.common import STATUS_COLOURS, add_note, new_figure, note_figure, save_figure, shorten
 
 TITLE = "Kill matrix of mutants"
 
 
-_SHORT = {"equivalent": "equiv.", "crashed": "crash", "duplicate": "dup.", "not_comparable": "n/c",
-          "stillborn": "no build", "tool_error": "tool err."}
+_SHORT = {MutantStatus.EQUIVALENT: "equiv.", MutantStatus.CRASHED: "crash", MutantStatus.DUPLICATE: "dup.",
+          MutantStatus.NOT_COMPARABLE: "n/c", MutantStatus.STILLBORN: "no build", MutantStatus.TOOL_ERROR: "tool err."}
 
 
 def _cell_text(status: str, pct: object) -> str:
@@ -66,9 +66,9 @@ def kill_matrix_plot(kill: pd.DataFrame, path: str | Path, model: str = "") -> P
         status = str(row["status"])
         colour = STATUS_COLOURS.get(status, "white")
         ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor=colour, edgecolor="white", linewidth=1.5))
-        text_colour = "white" if status in ("crashed", "killed") else "black"
+        text_colour = "white" if status in DETECTED else "black"
         text = _cell_text(status, row.get("top1_changed_pct"))
-        if status != "duplicate" and isinstance(row.get("duplicate_of"), str):
+        if status != MutantStatus.DUPLICATE and isinstance(row.get("duplicate_of"), str):
             text += " (dup.)"  # the same outputs as another mutant: counted once
         ax.text(x, y, text, ha="center", va="center", fontsize=8, color=text_colour)
     scores = [_score(kill[kill["column"] == c]) for c in columns]

@@ -14,15 +14,16 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.patches import Patch
 
+from deltamut.outcome import Status
 from deltamut.report.common import (
     ORIGINAL,
     add_note,
     new_figure,
     note_figure,
-    parse_variant,
     save_figure,
     variant_label,
 )
+from deltamut.study.refs import parse_variant_id
 
 TITLE = "Per-image latency"
 FRAMEWORK_GROUP = "frameworks"
@@ -39,12 +40,12 @@ def latency_frame(per_image: pd.DataFrame) -> pd.DataFrame:
         part = pd.DataFrame({
             "variant": per_image[side].astype(str),
             "image": per_image["image"].astype(str),
-            "status": per_image.get(f"status_{side}", pd.Series("ok", index=per_image.index)).astype(str),
+            "status": per_image.get(f"status_{side}", pd.Series(Status.OK.value, index=per_image.index)).astype(str),
             "latency_ms": pd.to_numeric(per_image.get(f"latency_{side}_ms", pd.Series(np.nan, index=per_image.index)),
                                         errors="coerce"),
         })
         # the table's own coordinates where it has them; parsed from the variant id otherwise
-        parsed = pd.DataFrame([parse_variant(v) for v in part["variant"]], index=part.index)
+        parsed = pd.DataFrame([parse_variant_id(v) for v in part["variant"]], index=part.index)
         for coord in ("framework", "opt", "mutant", "device"):
             given = per_image.get(f"{coord}_{side}")
             if given is None:
@@ -103,7 +104,7 @@ def latency_plot(frame: pd.DataFrame, path: str | Path, model: str = "", referen
         c = coords[variant]
         colour = colours[FRAMEWORK_GROUP if c["framework"] != "tvm" else c["opt"]]
         if values.size == 0:
-            failed = rows.loc[rows["status"] != "ok", "status"]
+            failed = rows.loc[rows["status"] != Status.OK, "status"]
             why = failed.mode().iat[0] if not failed.empty else "no timings"
             ax.text(float(np.median(timed["latency_ms"])), y, f"not timed ({why})", va="center", ha="center",
                     fontsize=7, color="#8B0000")

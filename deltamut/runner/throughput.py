@@ -281,7 +281,7 @@ def throughput_markdown(model: str, table) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in table.to_dict("records"):
-        if r["status"] == "ok":
+        if r["status"] == Status.OK:
             lines.append(f"| {r['variant']} | {r['measure']} | {r['images_per_s']:.1f} | "
                          f"{r['images_per_s_min']:.1f}-{r['images_per_s_max']:.1f} | {r['images_per_s_batch1']:.1f} | "
                          f"{r['speedup']:.2f}x | {r['max_abs_diff_vs_batch1']:.2e} | ok |")

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from deltamut.outcome import Status
+
 
 def _emit(event: dict) -> None:
     event["t"] = time.time()  # wall clock, so the parent can order events across its workers
@@ -86,13 +88,14 @@ def main(job_path: str, start: int, hold: bool = False) -> int:
                     spread = float("inf")
         except Exception as exc:
             traceback.print_exc()
-            _emit({"event": "image", "i": i, "status": "error", "error": f"{type(exc).__name__}: {exc}"[:500]})
+            _emit({"event": "image", "i": i, "status": Status.ERROR.value,
+                   "error": f"{type(exc).__name__}: {exc}"[:500]})
             continue
         logits = np.asarray(logits, dtype=np.float32).reshape(1, -1)
         np.save(scratch / f"{i}.npy", logits[0])
-        status = "ok" if np.all(np.isfinite(logits)) else "nan"
+        status = Status.OK.value if np.all(np.isfinite(logits)) else Status.NAN.value
         _emit({"event": "image", "i": i, "status": status, "latency_ms": times, "spread": spread,
-               "error": "" if status == "ok" else "non-finite values in the output"})
+               "error": "" if status == Status.OK else "non-finite values in the output"})
     backend.close()
     return 0
 

@@ -45,8 +45,8 @@ def check_optimisations(study: Study) -> None:
     from deltamut.compiler.optconfig import GRAPH_PASSES
 
     for opt, spec in study.optimisations.items():
-        _unknown(f"optimisations.{opt}.passes", "pass(es)", [p for p in spec.get("passes", []) if p not in GRAPH_PASSES],
-                 GRAPH_PASSES)
+        unknown = [p for p in spec.get("passes", []) if p not in GRAPH_PASSES]
+        _unknown(f"optimisations.{opt}.passes", "pass(es)", unknown, GRAPH_PASSES)
 
 
 def check_devices(study: Study) -> None:

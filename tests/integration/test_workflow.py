@@ -75,9 +75,12 @@ def test_tables_cover_every_pair(finished):
     assert set(ablation.index) == {"tvm/basic.no-fold_constants/original/cpu", "tvm/basic.no-llvm-opt/original/cpu"}
     assert (ablation.b == "tvm/basic/original/cpu").all() and (ablation.top1_disagreement_pct == 0).all()
     assert ablation.latency_ratio.notna().all() and ablation.latency_verdict.notna().all()
-    # -O0 changes only code generation: its graph and lowered module are basic's, copied, not rebuilt
-    reused = yaml.safe_load((finished / "results/tiny/tvm/basic.no-llvm-opt/original/manifest.json").read_text())
-    assert reused["reused_from"] == "results/tiny/tvm/basic/original" and reused["opt"] == "basic.no-llvm-opt"
+    # -O0 changes only code generation: its deploy job builds basic's graph and lowered module (its inputs point
+    # at them), so neither is rebuilt nor copied
+    ablated = finished / "results/tiny/tvm/basic.no-llvm-opt"
+    assert not (ablated / "graph.json").exists() and not (ablated / "original/module.json").exists()
+    deploy = yaml.safe_load((ablated / "original/deploy/x86_64/deploy.json").read_text())
+    assert deploy["status"] == "ok" and deploy["codegen"]["llvm"]["opt-level"] == 0
     # each conversion reaches its runtime and agrees with the primary ONNX on the same runtime
     conversion = pairs[pairs.kind == "conversion"].set_index("a")
     assert set(conversion.index) == {"onnxruntime@legacy-opset13", "tvm@torch-export/basic/original/cpu"}
