@@ -6,6 +6,11 @@ two share, but timings (latency, ratios and their statistics, which vary between
 (host, versions). Columns only one side has are listed, not compared: a change may add columns. Floats are
 equal within `--rtol` (default 1e-6: the same builds give the same bits; a rebuild may reorder a reduction).
 
+A row that both runs measured as nondeterministic (`nondeterministic_images` > 0: a mutant that reads out of
+bounds gives other logits on every run, with the same code) must keep its verdict, status and every other
+non-numeric column, but its numbers are samples of its own jitter: where they differ they are printed as
+jitter, not counted as differences.
+
     .venv/bin/python tools/same_tables.py BEFORE_DIR AFTER_DIR
 
 Exit status 0 when every shared value agrees, 1 otherwise (the differences are printed).
@@ -37,9 +42,15 @@ def _same(x, y, rtol: float) -> bool:
     return x == y
 
 
-def compare_tables(before: pd.DataFrame, after: pd.DataFrame, keys: list[str], rtol: float) -> list[str]:
-    """Differences between two tables of one kind, as lines."""
-    out = []
+def _jittery(row: pd.Series) -> bool:
+    return bool(row.get("nondeterministic_images", 0) or 0)
+
+
+def compare_tables(before: pd.DataFrame, after: pd.DataFrame, keys: list[str],
+                   rtol: float) -> tuple[list[str], list[str]]:
+    """Differences between two tables of one kind, and the numbers of nondeterministic rows that moved, as
+    lines."""
+    out, jitter = [], []
     only = sorted(set(before.columns) ^ set(after.columns))
     if only:
         out.append(f"  columns on one side only (not compared): {', '.join(only)}")
@@ -48,11 +59,13 @@ def compare_tables(before: pd.DataFrame, after: pd.DataFrame, keys: list[str], r
         out += [f"  row only {side}: {row}" for row in missing]
     shared = [c for c in b.columns if c in a.columns and not _volatile(c)]
     for row in b.index.intersection(a.index):
+        noisy = _jittery(b.loc[row]) and _jittery(a.loc[row])
         for c in shared:
             x, y = b.at[row, c], a.at[row, c]
             if not _same(x, y, rtol):
-                out.append(f"  {row} {c}: {x!r} -> {y!r}")
-    return out
+                numeric = pd.api.types.is_numeric_dtype(b[c]) and not pd.api.types.is_bool_dtype(b[c])
+                (jitter if noisy and numeric else out).append(f"  {row} {c}: {x!r} -> {y!r}")
+    return out, jitter
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,11 +83,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{other}: missing")
                 failures += 1
                 continue
-            diffs = compare_tables(pd.read_parquet(f), pd.read_parquet(other), keys, args.rtol)
+            diffs, jitter = compare_tables(pd.read_parquet(f), pd.read_parquet(other), keys, args.rtol)
             real = [d for d in diffs if not d.startswith("  columns on one side only")]
             failures += len(real)
-            print(f"{f.relative_to(args.before)}: {'same' if not real else f'{len(real)} difference(s)'}")
-            for line in diffs[:40]:
+            print(f"{f.relative_to(args.before)}: {'same' if not real else f'{len(real)} difference(s)'}"
+                  + (f" ({len(jitter)} number(s) of nondeterministic rows moved)" if jitter else ""))
+            for line in diffs[:40] + [f"{line}  [jitter]" for line in jitter[:40]]:
                 print(line)
     return 1 if failures else 0
 

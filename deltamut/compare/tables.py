@@ -98,6 +98,157 @@ def _against_float64(a: Outputs, b: Outputs, la: np.ndarray | None, lb: np.ndarr
     return out
 
 
+@dataclass(frozen=True)
+class _Sides:
+    """The two sides of one pair as compare sees them: each side's usable logits (None where its width is not
+    the pair's), what each was observed to do, and per image where both ran, who failed and the verdict."""
+
+    a: Outputs
+    b: Outputs
+    la: np.ndarray | None
+    lb: np.ndarray | None
+    width: int
+    status_a: np.ndarray
+    status_b: np.ndarray
+    both: np.ndarray
+    side: np.ndarray
+    flaky: np.ndarray
+    verdict: np.ndarray
+
+    def top1(self, name: str) -> np.ndarray:
+        logits, status = (self.la, self.status_a) if name == "a" else (self.lb, self.status_b)
+        return np.where(status == OK, logits.argmax(1), -1) if logits is not None else np.full(len(self.a.ids), -1)
+
+    def metric(self, fn, **kw) -> np.ndarray:
+        """A per-image metric of the two sides, NaN wherever either side failed."""
+        if self.la is None or self.lb is None:
+            return np.full(len(self.a.ids), np.nan)
+        return np.where(self.both, fn(self.la, self.lb, **kw).astype(np.float64), np.nan)
+
+
+def _validated(model: str, a_id: str, b_id: str, a: Outputs, b: Outputs,
+               labels: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, int]:
+    """Refuse two result files that cannot be compared (malformed, other images, other labels, ok images
+    without logits of the pair's width), naming the file; else each side's usable logits and the width."""
+    _check_outputs(model, a_id, a)
+    _check_outputs(model, b_id, b)
+    if list(a.ids) != list(b.ids):
+        raise ValueError(f"{model}: {a_id} and {b_id} ran on different images")
+    if np.shape(labels) != (len(a.ids),):
+        raise ValueError(f"{model}: labels have shape {np.shape(labels)}, expected ({len(a.ids)},): the inputs "
+                         f"file does not belong to these results")
+    width = max(a.logits.shape[1], b.logits.shape[1])
+    la, lb = _usable(a, width), _usable(b, width)
+    for vid, out, usable in ((a_id, a, la), (b_id, b, lb)):
+        if usable is None and (out.observed_status == OK).any():
+            raise ValueError(f"{model}: result {vid} has images with status ok but logits of shape "
+                             f"{out.logits.shape}, while the pair needs {width} classes ({a_id}: "
+                             f"{a.logits.shape}, {b_id}: {b.logits.shape})")
+    return la, lb, width
+
+
+def _graded(a: Outputs, b: Outputs, la: np.ndarray | None, lb: np.ndarray | None, width: int,
+            thresholds: Thresholds, extra_noise: list[np.ndarray | None]) -> _Sides:
+    """Grade every image: each side's measured run-to-run spread, the float32 floor and the pair kind's own
+    noise widen its tolerance (see `compare_pair`)."""
+    status_a, status_b = a.observed_status, b.observed_status
+    noise = a.spread + b.spread + sum(np.nan_to_num(np.asarray(v, np.float64), nan=0.0, posinf=0.0)
+                                      for v in extra_noise if v is not None)
+    verdict = grade_images(la, lb, status_a, status_b, noise, thresholds)
+    both = (status_a == OK) & (status_b == OK) & (la is not None) & (lb is not None)
+    return _Sides(a, b, la, lb, width, status_a, status_b, both, failed_side(status_a, status_b),
+                  a.nondeterministic | b.nondeterministic, verdict)
+
+
+def _identity(model: str, kind: str, a_id: str, b_id: str, coords: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """The columns that say which pair a row belongs to: its kind, both ids and both sides' coordinates."""
+    return {"model": model, "kind": kind, "a": a_id, "b": b_id,
+            **{f"{c}_a": coords[a_id].get(c, "") for c in COORDS},
+            **{f"{c}_b": coords[b_id].get(c, "") for c in COORDS}}
+
+
+def _image_rows(s: _Sides, identity: dict[str, Any], labels: np.ndarray, thresholds: Thresholds,
+                float64: np.ndarray | None, floor: np.ndarray | None) -> pd.DataFrame:
+    """One row per image: both sides' statuses and top-1, every metric where both ran, the verdict."""
+    a, b = s.a, s.b
+    top1_a, top1_b = s.top1("a"), s.top1("b")
+    return pd.DataFrame({
+        **identity,
+        "image": a.ids, "label": labels, "status_a": s.status_a, "status_b": s.status_b,
+        "intermittent_a": a.intermittent, "intermittent_b": b.intermittent, "failed_side": s.side,
+        "top1_a": top1_a, "top1_b": top1_b,
+        "top1_agree": np.where(s.both, top1_a == top1_b, False),
+        f"top{thresholds.topk}_jaccard": s.metric(metrics.topk_jaccard, k=thresholds.topk),
+        "kendall_tau": s.metric(metrics.kendall_tau), "rbo": s.metric(metrics.rbo),
+        "max_abs_err": s.metric(metrics.max_abs_err), "max_rel_err": s.metric(metrics.max_rel_err),
+        "cosine": s.metric(metrics.cosine),
+        **_against_float64(a, b, s.la, s.lb, float64, s.width),
+        "float32_floor": np.full(len(a.ids), np.nan) if floor is None else floor,
+        "correct_a": (top1_a == labels) & (labels >= 0), "correct_b": (top1_b == labels) & (labels >= 0),
+        "latency_a_ms": a.median_latency_ms(), "latency_b_ms": b.median_latency_ms(),
+        "repeat_spread_a": a.repeat_spread, "repeat_spread_b": b.repeat_spread,
+        "rerun_spread_a": a.rerun_spread, "rerun_spread_b": b.rerun_spread,
+        "nondeterministic": s.flaky,
+        "verdict": s.verdict.astype(str),
+    })
+
+
+def _agreement(s: _Sides, rows: pd.DataFrame, labels: np.ndarray, thresholds: Thresholds) -> dict[str, Any]:
+    """How far the outputs agree where both sides ran, and each side's accuracy on the labelled images."""
+    n_both, labelled = int(s.both.sum()), labels >= 0
+    mc = mcnemar(rows["correct_a"][labelled].to_numpy(), rows["correct_b"][labelled].to_numpy()) \
+        if labelled.any() else None
+    jaccard = f"top{thresholds.topk}_jaccard"
+    return {
+        "top1_disagreement_pct": 100.0 * float((~rows["top1_agree"][s.both]).sum()) / n_both if n_both else np.nan,
+        f"{jaccard}_mean": float(np.nanmean(rows[jaccard])) if n_both else np.nan,
+        "kendall_tau_mean": float(np.nanmean(rows["kendall_tau"])) if n_both else np.nan,
+        "max_abs_err": float(np.nanmax(rows["max_abs_err"])) if n_both else np.nan,
+        **{f"rmse_vs_float64_{x}": _nanmean(rows[f"rmse_vs_float64_{x}"]) for x in "ab"},
+        "nondeterministic_images": int(s.flaky.sum()),
+        "n_labelled": int(labelled.sum()),
+        "accuracy_a": float(rows["correct_a"][labelled].mean()) if labelled.any() else np.nan,
+        "accuracy_b": float(rows["correct_b"][labelled].mean()) if labelled.any() else np.nan,
+        "mcnemar_p": mc.pvalue if mc else np.nan,
+    }
+
+
+def _latency(s: _Sides, thresholds: Thresholds) -> dict[str, Any]:
+    """The speed verdict and what may make it not about the variant (schedules that differ)."""
+    # The baseline goes first: ratio = variant / baseline and "slower" means the variant `a` is slower.
+    lat = compare_latency(s.b.latency_ms.ravel(), s.a.latency_ms.ravel())
+    return {
+        "median_latency_a_ms": lat.median_b, "median_latency_b_ms": lat.median_a,
+        "latency_ratio": lat.ratio, "latency_ci_low": lat.ci_low, "latency_ci_high": lat.ci_high,
+        "latency_p": lat.pvalue, "latency_effect": lat.effect_size,
+        "latency_verdict": grade_latency(lat, thresholds),
+        "latency_caveat": latency_caveat(s.a, s.b),
+        "schedule_fallbacks_a": ", ".join(_schedule(s.a)[1]), "schedule_fallbacks_b": ", ".join(_schedule(s.b)[1]),
+    }
+
+
+def _pair_summary(s: _Sides, identity: dict[str, Any], rows: pd.DataFrame, labels: np.ndarray,
+                  thresholds: Thresholds) -> dict[str, Any]:
+    """The pair's row: who failed where, how far the outputs agree, the speed verdict and the pair's grade."""
+    a, b, side = s.a, s.b, s.side
+    return {
+        **identity,
+        "n_images": len(a.ids), "n_ok_a": int((s.status_a == OK).sum()), "n_ok_b": int((s.status_b == OK).sum()),
+        "n_compared": int(s.both.sum()),
+        # who failed where: a's own failures are findings about a, b's make those images not comparable
+        "n_failed_a": int(np.isin(side, ["a", "both"]).sum()), "n_failed_b": int(np.isin(side, ["b", "both"]).sum()),
+        "n_intermittent_a": int(a.intermittent.sum()), "n_intermittent_b": int(b.intermittent.sum()),
+        "failed_side": _pair_side(side),
+        **_agreement(s, rows, labels, thresholds),
+        **_latency(s, thresholds),
+        "verdict": grade_pair(s.verdict),
+        **{f"n_{v}": int((s.verdict == v).sum()) for v in sorted(set(s.verdict))},
+        # Where a failing side failed (compile / mutate / deploy / run), for the failure's stage x symptom.
+        "failed_stage_a": a.meta.get("failed_stage", ""), "failed_stage_b": b.meta.get("failed_stage", ""),
+        **{f"{k}_a": v for k, v in _provenance(a).items()},
+    }
+
+
 def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Outputs, labels: np.ndarray,
                  coords: dict[str, dict[str, str]], thresholds: Thresholds, float64: np.ndarray | None = None,
                  floor: np.ndarray | None = None,
@@ -124,100 +275,11 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
     devices, how far the original itself moves between those devices, so that only divergence beyond the
     original's cross-device noise is a finding.
     """
-    _check_outputs(model, a_id, a)
-    _check_outputs(model, b_id, b)
-    if list(a.ids) != list(b.ids):
-        raise ValueError(f"{model}: {a_id} and {b_id} ran on different images")
-    if np.shape(labels) != (len(a.ids),):
-        raise ValueError(f"{model}: labels have shape {np.shape(labels)}, expected ({len(a.ids)},): the inputs "
-                         f"file does not belong to these results")
-    width = max(a.logits.shape[1], b.logits.shape[1])
-    la, lb = _usable(a, width), _usable(b, width)
-    for vid, out, usable in ((a_id, a, la), (b_id, b, lb)):
-        if usable is None and (out.observed_status == OK).any():
-            raise ValueError(f"{model}: result {vid} has images with status ok but logits of shape "
-                             f"{out.logits.shape}, while the pair needs {width} classes ({a_id}: "
-                             f"{a.logits.shape}, {b_id}: {b.logits.shape})")
-    # Each side's measured run-to-run spread widens its images' tolerance (see docstring).
-    flaky = a.nondeterministic | b.nondeterministic
-    status_a, status_b = a.observed_status, b.observed_status
-    noise = a.spread + b.spread + sum(np.nan_to_num(np.asarray(v, np.float64), nan=0.0, posinf=0.0)
-                                          for v in (floor, baseline_noise) if v is not None)
-    verdict = grade_images(la, lb, status_a, status_b, noise, thresholds)
-    side = failed_side(status_a, status_b)
-    both = (status_a == OK) & (status_b == OK) & (la is not None) & (lb is not None)
-    n = len(a.ids)
-    nan = np.full(n, np.nan)
-
-    def metric(fn, **kw):
-        if la is None or lb is None:
-            return nan
-        values = fn(la, lb, **kw).astype(np.float64)
-        return np.where(both, values, np.nan)
-
-    top1_a = np.where(status_a == OK, la.argmax(1), -1) if la is not None else np.full(n, -1)
-    top1_b = np.where(status_b == OK, lb.argmax(1), -1) if lb is not None else np.full(n, -1)
-    lat_a, lat_b = a.median_latency_ms(), b.median_latency_ms()
-    rows = pd.DataFrame({
-        "model": model, "kind": kind, "a": a_id, "b": b_id,
-        **{f"{c}_a": coords[a_id].get(c, "") for c in COORDS},
-        **{f"{c}_b": coords[b_id].get(c, "") for c in COORDS},
-        "image": a.ids, "label": labels, "status_a": status_a, "status_b": status_b,
-        "intermittent_a": a.intermittent, "intermittent_b": b.intermittent, "failed_side": side,
-        "top1_a": top1_a, "top1_b": top1_b,
-        "top1_agree": np.where(both, top1_a == top1_b, False),
-        f"top{thresholds.topk}_jaccard": metric(metrics.topk_jaccard, k=thresholds.topk),
-        "kendall_tau": metric(metrics.kendall_tau), "rbo": metric(metrics.rbo),
-        "max_abs_err": metric(metrics.max_abs_err), "max_rel_err": metric(metrics.max_rel_err),
-        "cosine": metric(metrics.cosine),
-        **_against_float64(a, b, la, lb, float64, width),
-        "float32_floor": nan if floor is None else floor,
-        "correct_a": (top1_a == labels) & (labels >= 0), "correct_b": (top1_b == labels) & (labels >= 0),
-        "latency_a_ms": lat_a, "latency_b_ms": lat_b, "repeat_spread_a": a.repeat_spread,
-        "repeat_spread_b": b.repeat_spread, "rerun_spread_a": a.rerun_spread, "rerun_spread_b": b.rerun_spread,
-        "nondeterministic": flaky,
-        "verdict": verdict.astype(str),
-    })
-    labelled = labels >= 0
-    # The baseline goes first: ratio = variant / baseline and "slower" means the variant `a` is slower.
-    lat = compare_latency(b.latency_ms.ravel(), a.latency_ms.ravel())
-    mc = mcnemar(rows["correct_a"][labelled].to_numpy(), rows["correct_b"][labelled].to_numpy()) \
-        if labelled.any() else None
-    n_both = int(both.sum())
-    summary = {
-        "model": model, "kind": kind, "a": a_id, "b": b_id,
-        **{f"{c}_a": coords[a_id].get(c, "") for c in COORDS},
-        **{f"{c}_b": coords[b_id].get(c, "") for c in COORDS},
-        "n_images": n, "n_ok_a": int((status_a == OK).sum()), "n_ok_b": int((status_b == OK).sum()),
-        "n_compared": n_both,
-        # who failed where: a's own failures are findings about a, b's make those images not comparable
-        "n_failed_a": int(np.isin(side, ["a", "both"]).sum()), "n_failed_b": int(np.isin(side, ["b", "both"]).sum()),
-        "n_intermittent_a": int(a.intermittent.sum()), "n_intermittent_b": int(b.intermittent.sum()),
-        "failed_side": _pair_side(side),
-        "top1_disagreement_pct": 100.0 * float((~rows["top1_agree"][both]).sum()) / n_both if n_both else np.nan,
-        f"top{thresholds.topk}_jaccard_mean": float(np.nanmean(rows[f"top{thresholds.topk}_jaccard"]))
-        if n_both else np.nan,
-        "kendall_tau_mean": float(np.nanmean(rows["kendall_tau"])) if n_both else np.nan,
-        "max_abs_err": float(np.nanmax(rows["max_abs_err"])) if n_both else np.nan,
-        **{f"rmse_vs_float64_{s}": _nanmean(rows[f"rmse_vs_float64_{s}"]) for s in "ab"},
-        "nondeterministic_images": int(flaky.sum()),
-        "n_labelled": int(labelled.sum()),
-        "accuracy_a": float(rows["correct_a"][labelled].mean()) if labelled.any() else np.nan,
-        "accuracy_b": float(rows["correct_b"][labelled].mean()) if labelled.any() else np.nan,
-        "mcnemar_p": mc.pvalue if mc else np.nan,
-        "median_latency_a_ms": lat.median_b, "median_latency_b_ms": lat.median_a,
-        "latency_ratio": lat.ratio, "latency_ci_low": lat.ci_low, "latency_ci_high": lat.ci_high,
-        "latency_p": lat.pvalue, "latency_effect": lat.effect_size,
-        "latency_verdict": grade_latency(lat, thresholds),
-        "latency_caveat": latency_caveat(a, b),
-        "schedule_fallbacks_a": ", ".join(_schedule(a)[1]), "schedule_fallbacks_b": ", ".join(_schedule(b)[1]),
-        "verdict": grade_pair(verdict),
-        **{f"n_{v}": int((verdict == v).sum()) for v in sorted(set(verdict))},
-        # Where a failing side failed (compile / mutate / deploy / run), for the failure's stage x symptom.
-        "failed_stage_a": a.meta.get("failed_stage", ""), "failed_stage_b": b.meta.get("failed_stage", ""),
-        **{f"{k}_a": v for k, v in _provenance(a).items()},
-    }
-    return rows, summary
+    la, lb, width = _validated(model, a_id, b_id, a, b, labels)
+    sides = _graded(a, b, la, lb, width, thresholds, [floor, baseline_noise])
+    identity = _identity(model, kind, a_id, b_id, coords)
+    rows = _image_rows(sides, identity, labels, thresholds, float64, floor)
+    return rows, _pair_summary(sides, identity, rows, labels, thresholds)
 
 
 @dataclass
