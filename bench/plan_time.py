@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import os
 import re
 import shutil
@@ -22,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -88,10 +89,7 @@ def main(argv: list[str] | None = None) -> int:
            "dag_s": round(total - startup, 2), "ms_per_job": round(1e3 * (total - startup) / jobs, 2),
            "slurm_probe_s": "" if probe is None else round(probe, 2), "load_avg_1m": round(os.getloadavg()[0], 2)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(row))
-        writer.writeheader()
-        writer.writerow(row)
+    pd.DataFrame([row]).to_csv(args.out, index=False)
     for key, value in row.items():
         print(f"{key:15s} {value}")
     verdict = "within" if total < args.target_s else "OVER"

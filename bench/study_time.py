@@ -11,7 +11,6 @@ or more on 2 cores. Usage:
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import re
 import subprocess
@@ -19,6 +18,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,10 +45,7 @@ def main(argv: list[str] | None = None) -> int:
            "wall_s": round(wall, 1), "cores": os.cpu_count(), "load_before": round(load_before, 2),
            "load_after": round(os.getloadavg()[0], 2)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(row))
-        writer.writeheader()
-        writer.writerow(row)
+    pd.DataFrame([row]).to_csv(args.out, index=False)
     print(", ".join(f"{k}={v}" for k, v in row.items()))
     overhead = args.out.with_name(args.out.stem + "_overhead.csv")
     subprocess.run([sys.executable, str(REPO / "bench" / "pipeline_overhead.py"), "--from-dir", str(work),

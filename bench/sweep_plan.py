@@ -12,7 +12,6 @@ is left to do but them. Usage:
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import statistics
 import subprocess
@@ -21,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,10 +68,7 @@ def main(argv: list[str] | None = None) -> int:
            "census_s": round(census_s, 1), "plan_median_s": round(statistics.median(plans), 2),
            "plan_max_s": round(max(plans), 2), "runs": args.runs}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(row))
-        writer.writeheader()
-        writer.writerow(row)
+    pd.DataFrame([row]).to_csv(args.out, index=False)
     for key, value in row.items():
         print(f"{key:15s} {value}")
     return 0
