@@ -2,13 +2,16 @@
 SNAKEMAKE := .venv/bin/snakemake
 PYTEST := .venv/bin/pytest
 
-.PHONY: study test unit lint report env
+.PHONY: study own test unit lint report env
 
 env:
 	bash tools/bootstrap.sh
 
 study: env  ## run the default study (config/config.yaml) on this machine
 	$(SNAKEMAKE) --profile profiles/local
+
+own: env  ## your own model: make own ONNX=model.onnx IMAGES=photos/ [SHAPE=224 or SHAPE="48 192"]
+	.venv/bin/python -m deltamut.own_model $(ONNX) $(IMAGES) $(if $(SHAPE),--input-shape $(SHAPE))
 
 test: env  ## every test: unit tests, then the slow end-to-end ones
 	$(PYTEST) -q

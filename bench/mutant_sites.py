@@ -40,11 +40,12 @@ def main() -> int:
     from deltamut.compiler.importer import import_onnx
     from deltamut.compiler.optconfig import OptConfig, graph_slice, lowering_slice
     from deltamut.compiler.passes import lower, optimise_graph
+    from deltamut.config import validate_config
     from deltamut.export import export_model
     from deltamut.models import load_model
     from deltamut.mutations import is_equivalent, mutate, operator_info
 
-    config = yaml.safe_load(Path(args.config).read_text())
+    config = validate_config(yaml.safe_load(Path(args.config).read_text()))  # fills the default optimisations
     catalog = yaml.safe_load((ROOT / config.get("mutation_catalog", "config/mutations.yaml")).read_text())
     catalog.update(config.get("mutations") or {})
     patterns = args.mutants.split(",")

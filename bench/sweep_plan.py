@@ -23,13 +23,15 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from deltamut.defaults import section_default
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 
 
 def study(sites: int) -> dict:
     """EfficientNet-Lite0 under `extended` with one kernel-level sweep: `sites` of its 276 float32 stores."""
-    extended = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["optimisations"]["extended"]
+    extended = section_default("optimisations")["extended"]
     return {"models": {"efficientnet_lite0": {"source": "zoo", "mutants": ["stores"], "mutate_under": ["extended"]}},
             "dataset": {"images": "default", "labels": "default", "limit": 4},
             "mutations": {"stores": {"operator": "store_subtract", "sites": {"sample": sites, "seed": 0}}},

@@ -27,3 +27,9 @@ def defaults(section: str) -> dict[str, Any]:
     for part in section.split("."):
         node = node["additionalProperties"] if part == "*" else node["properties"][part]
     return {k: v["default"] for k, v in node.get("properties", {}).items() if "default" in v}
+
+
+def section_default(section: str) -> Any:
+    """What a top-level section is when a study leaves it out (`optimisations`: basic, default, extended;
+    `targets`, `devices`: the host CPU)."""
+    return _schema()["properties"][section]["default"]

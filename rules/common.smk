@@ -132,10 +132,14 @@ def software_versions(stage):
 
 
 def export_inputs(wildcards):
-    """An ONNX-file model's file is an input, so replacing it reruns (and re-caches) its export. A missing
-    file is left to the export job, which fails alone naming it instead of stopping the whole study."""
+    """An ONNX-file model's file is an input, so replacing it reruns (and re-caches) its export, and so are the
+    study's images, on which the prepared file is checked against it. A missing file is left to the export
+    job, which fails alone naming it instead of stopping the whole study."""
     spec = STUDY.model_spec(wildcards.model)
-    return [spec["path"]] if spec.get("source") == "onnx" and os.path.exists(spec["path"]) else []
+    if spec.get("source") != "onnx":
+        return {}
+    found = {"source": spec["path"]} if os.path.exists(spec["path"]) else {}
+    return {**found, "inputs": STUDY.inputs_path(wildcards.model)}
 
 
 def plot_output(name, figure):

@@ -1,6 +1,6 @@
 rule export:
     input:
-        export_inputs,
+        unpack(export_inputs),
     output:
         onnx=paths.ONNX,
     params:

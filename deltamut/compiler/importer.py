@@ -25,9 +25,27 @@ def import_onnx(path: str | Path, input_shape: tuple[int, ...] | None = None):
         dims = [d.dim_value for d in next(i for i in model.graph.input if i.name == graph_inputs[0])
                 .type.tensor_type.shape.dim]
         if not dims or any(d <= 0 for d in dims):
-            raise ValueError(f"{path}: input {graph_inputs[0]!r} has no static shape ({dims}); give input_size")
+            raise ValueError(f"{path}: input {graph_inputs[0]!r} has no static shape ({dims}); give input_shape")
         input_shape = tuple(dims)
-    return from_onnx(model, shape_dict={graph_inputs[0]: list(input_shape)}, keep_params_in_input=False)
+    try:
+        return from_onnx(model, shape_dict={graph_inputs[0]: list(input_shape)}, keep_params_in_input=False)
+    except Exception as exc:
+        node = failing_node(exc)
+        if node is None:
+            raise
+        raise ValueError(f"{path}: TVM cannot import node {node.name!r} ({node.op_type}): "
+                         f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}") from exc
+
+
+def failing_node(exc: BaseException):
+    """The ONNX node TVM's importer was converting when it raised `exc`, read from the traceback (the importer
+    names neither the node nor its op in its errors), or None when the error came from elsewhere."""
+    node, tb = None, exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "_construct_nodes":
+            node = tb.tb_frame.f_locals.get("node", node)
+        tb = tb.tb_next
+    return node
 
 
 def import_exported_program(path: str | Path):

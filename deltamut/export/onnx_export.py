@@ -14,9 +14,10 @@ pads into convs, no-op removal) still runs: the same rules minus the three that 
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from pathlib import Path
+
+import numpy as np
 
 from deltamut.fsutil import atomic_path
 
@@ -56,12 +57,14 @@ def _optimise_keeping_layers(model) -> None:
         optimizer.remove_unused_nodes(model)
 
 
-def export_model(info, out: str | Path, opset: int | None = None, exporter: str | None = None, batch: int = 1) -> dict:
+def export_model(info, out: str | Path, opset: int | None = None, exporter: str | None = None, batch: int = 1,
+                 images: np.ndarray | None = None) -> dict:
     """Write `info`'s model to `out` as ONNX, for `batch` images per call, and return what was done (for
     provenance).
 
-    `info` is a `deltamut.models.ModelInfo`; a model that already is an ONNX file is checked and copied (it is
-    fixed at its own batch size).
+    `info` is a `deltamut.models.ModelInfo`. A model that already is an ONNX file gets its input fixed at
+    `batch` x the study's input shape and its shape subgraphs folded, checked in ONNX Runtime on `images`
+    (the study's preprocessed images, which it then needs; `deltamut.export.onnx_prepare`).
     """
     import torch
 
@@ -71,13 +74,12 @@ def export_model(info, out: str | Path, opset: int | None = None, exporter: str 
     exporter = exporter or defaults("export")["exporter"]
     out = Path(out)
     if info.module is None:
-        if batch != 1:
-            raise ValueError(f"{info.onnx_path}: an ONNX-file model is fixed at its own batch size: it cannot be "
-                             f"exported again at batch {batch}")
+        from deltamut.export.onnx_prepare import prepare_onnx
+
         check_onnx(info.onnx_path)
-        with atomic_path(out) as tmp:
-            shutil.copyfile(info.onnx_path, tmp)
-        return {"exporter": "copy", "source": str(info.onnx_path)}
+        if images is None:
+            raise ValueError(f"{info.onnx_path}: preparing an ONNX file needs the study's images to check it on")
+        return {"exporter": "prepare", **prepare_onnx(info.onnx_path, out, (batch, *info.input_shape[1:]), images)}
     x = torch.zeros((batch, *info.input_shape[1:]), dtype=torch.float32)
     names = {"opset_version": opset, "input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME]}
     with atomic_path(out) as tmp, warnings.catch_warnings(), torch.no_grad():

@@ -9,10 +9,13 @@ mutant starts from it, and a model it cannot export is bad input, reported as su
 
 from __future__ import annotations
 
+import json
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from deltamut.failure import write_failure
 from deltamut.outcome import Stage, Status, Symptom
@@ -33,17 +36,27 @@ def _recorded(export: Callable[[], Any], out: str | Path, conversion: bool) -> b
     return True
 
 
-def export_stage(*, outputs: Mapping[str, str], name: str, model: dict[str, Any], export: dict[str, Any],
-                 conversion: bool) -> bool:
+def export_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], name: str, model: dict[str, Any],
+                 export: dict[str, Any], conversion: bool) -> bool:
     """`name`'s model (its config entry `model`) to ONNX at `outputs["onnx"]`, with `export`'s exporter, opset
-    and batch size; for a `conversion`, a failure of the exporter is recorded, not raised."""
+    and batch size; for a `conversion`, a failure of the exporter is recorded, not raised. An ONNX-file model
+    is prepared instead (input fixed, shape subgraphs folded), checked on `inputs["inputs"]`, the study's
+    images."""
     from deltamut.export.onnx_export import export_model
     from deltamut.models import load_model
 
     info = load_model(name, model)
-    return _recorded(lambda: export_model(info, outputs["onnx"], opset=int(export["opset"]),
-                                          exporter=export["exporter"], batch=int(export["batch"])),
-                     outputs["onnx"], conversion)
+    images = None
+    if "inputs" in inputs:
+        with np.load(inputs["inputs"]) as z:
+            images = z["x"]
+
+    def export_it() -> None:
+        record = export_model(info, outputs["onnx"], opset=int(export["opset"]), exporter=export["exporter"],
+                              batch=int(export["batch"]), images=images)
+        print(json.dumps(record))
+
+    return _recorded(export_it, outputs["onnx"], conversion)
 
 
 def export_program_stage(*, outputs: Mapping[str, str], name: str, model: dict[str, Any]) -> bool:

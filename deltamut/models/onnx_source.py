@@ -24,9 +24,10 @@ def check_onnx(path: Path) -> onnx.ModelProto:
 
 
 def _dims(value: onnx.ValueInfoProto) -> list[int | None]:
-    """Static dims as ints, symbolic or unknown ones as None."""
+    """Static dims as ints; symbolic, unknown and placeholder ones (-1 or 0, which some exporters write for a
+    dynamic dim) as None."""
     shape = value.type.tensor_type.shape
-    return [d.dim_value if d.HasField("dim_value") else None for d in shape.dim]
+    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in shape.dim]
 
 
 def graph_input_dims(model: onnx.ModelProto, path: Path) -> list[int | None]:

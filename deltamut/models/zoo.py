@@ -38,7 +38,7 @@ LABEL_SET = "imagenet1k"
 # Keys a model entry may hold, per source; anything else is most likely a typo (e.g. `weight:`), which
 # would otherwise silently give random weights.
 ZOO_KEYS = {"source", "arch", "weights", "seed", "input_size", "preprocessing", "transform_input"}
-ONNX_KEYS = {"source", "path", "input_size", "preprocessing"}
+ONNX_KEYS = {"source", "path", "input_size", "input_shape", "preprocessing"}
 PREPROCESSING_NAMES = {"torchvision": TORCHVISION, "tflite": efficientnet_lite.preprocessing(0)}
 
 
@@ -167,6 +167,39 @@ def _load_zoo(name: str, spec: dict) -> ModelInfo:
                      pretrained=description is not None, weights=description, seed=used_seed)
 
 
+def _requested_size(spec: dict, name: str) -> int | None:
+    """The input size a user asked for: `input_shape` (S or [H, W]) or its older spelling `input_size` (S)."""
+    if "input_shape" in spec and spec.get("input_size") is not None:
+        raise ModelError(f"model {name!r}: give input_shape or input_size, not both")
+    shape = spec.get("input_shape")
+    if shape is None:
+        return _int(spec, "input_size", name, None, 1)
+    if isinstance(shape, list) and len(shape) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                           for v in shape):
+        if shape[0] != shape[1]:
+            raise ModelError(f"model {name!r}: input_shape {shape}: non-square inputs are not supported yet "
+                             "(the preprocessing crops a square)")
+        shape = shape[0]
+    return _int({"input_shape": shape}, "input_shape", name, None, 1)
+
+
+def _onnx_input_size(spec: dict, name: str, path: Path, dims: list[int | None]) -> int:
+    """The square size the study feeds an ONNX file: the one asked for, which its dynamic dims take at export
+    (deltamut.export.onnx_prepare), or its own static one."""
+    height, width = dims[2], dims[3]
+    size = _requested_size(spec, name)
+    if size is None:
+        if height is None or width is None or height != width:
+            shown = ["?" if d is None else d for d in dims]
+            raise ModelError(f"model {name!r}: ONNX file {path} has input shape {shown}; give input_shape "
+                             "(the pipeline feeds square 1 x 3 x S x S images)")
+        return height
+    if (height is not None and height != size) or (width is not None and width != size):
+        raise ModelError(f"model {name!r}: input_shape {size} contradicts the input shape {dims} "
+                         f"of ONNX file {path}")
+    return size
+
+
 def _load_onnx(name: str, spec: dict) -> ModelInfo:
     if spec.get("seed") == 0:  # the config schema fills in `seed: 0` for every model; only a chosen seed is an error
         spec = {k: v for k, v in spec.items() if k != "seed"}
@@ -176,16 +209,7 @@ def _load_onnx(name: str, spec: dict) -> ModelInfo:
     path = Path(spec["path"])
     graph = check_onnx(path)
     dims = graph_input_dims(graph, path)
-    height, width = dims[2], dims[3]
-    size = _int(spec, "input_size", name, None, 1)
-    if size is None:
-        if height is None or width is None or height != width:
-            raise ModelError(f"model {name!r}: ONNX file {path} has input shape {dims}; give input_size "
-                             "(the pipeline feeds square 1 x 3 x S x S images)")
-        size = height
-    elif (height is not None and height != size) or (width is not None and width != size):
-        raise ModelError(f"model {name!r}: input_size {size} contradicts the input shape {dims} "
-                         f"of ONNX file {path}")
+    size = _onnx_input_size(spec, name, path, dims)
     return ModelInfo(name=name, arch="onnx", module=None, onnx_path=path, input_shape=(1, 3, size, size),
                      preprocessing=_at_size(_preprocessing(spec, name, TORCHVISION), size),
                      num_classes=graph_num_classes(graph) or NUM_CLASSES, label_set=LABEL_SET,

@@ -173,6 +173,7 @@ def test_bad_model_files_and_an_empty_image_folder_fail_their_jobs_naming_the_fi
         "corrupt_onnx": {"source": "onnx", "path": "truncated.onnx"},
         "missing_weights": {"arch": "squeezenet1_1", "weights": "missing.pth", "input_size": 32},
         "corrupt_weights": {"arch": "squeezenet1_1", "weights": "not_a_model.pth", "input_size": 32},
+        "good_zoo": {"arch": "squeezenet1_1", "input_size": 32},
         "small": _small_model(tmp_path, small_onnx),
     }
     config = _study(models, "empty_folder", {"cpu": {"target": "x86_64"}}, {"x86_64": {"kind": "llvm"}})
@@ -188,14 +189,18 @@ def test_bad_model_files_and_an_empty_image_folder_fail_their_jobs_naming_the_fi
     assert any("weights file not_a_model.pth cannot be read as a PyTorch state dict" in e for e in errors), \
         proc.stdout
     assert any("image folder empty_folder holds no readable image" in e for e in errors), proc.stdout
-    # Every failed job points at its log, and the log holds the same message.
-    for model in ("missing_onnx", "corrupt_onnx", "missing_weights", "corrupt_weights"):
-        log = tmp_path / f"results/logs/export/{model}.log"
-        assert f"log: results/logs/export/{model}.log" in proc.stdout
+    # Every failed job points at its log, and the log holds the same message. The first job to open an ONNX
+    # file is its dataset's (the export checks the prepared file on the study's images); a zoo model's is its
+    # export.
+    for model, rule in (("missing_onnx", "dataset"), ("corrupt_onnx", "dataset"), ("missing_weights", "export"),
+                        ("corrupt_weights", "export")):
+        log = tmp_path / f"results/logs/{rule}/{model}.log"
+        assert f"log: results/logs/{rule}/{model}.log" in proc.stdout
         assert "ModelError: " in log.read_text()
-    # The good model's export is unaffected by the others' failures, and no bad model left an output.
-    assert (tmp_path / "results/small/export/model.onnx").stat().st_size == len(onnx_bytes)
-    for model in ("missing_onnx", "corrupt_onnx", "missing_weights", "corrupt_weights"):
+    # The good zoo model's export is unaffected by the others' failures, no bad model left an output, and the
+    # good ONNX file waits for images it cannot have.
+    assert (tmp_path / "results/good_zoo/export/model.onnx").stat().st_size > 0
+    for model in ("missing_onnx", "corrupt_onnx", "missing_weights", "corrupt_weights", "small"):
         assert not (tmp_path / f"results/{model}/export/model.onnx").exists()
 
 

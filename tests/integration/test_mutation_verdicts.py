@@ -28,10 +28,12 @@ import torch
 import yaml
 from torch import nn
 
+from deltamut.defaults import section_default
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-EXTENDED = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["optimisations"]["extended"]
+EXTENDED = section_default("optimisations")["extended"]
 MUTANTS = ["mnn11_relu_to_sigmoid", "classifier_blocked", "tiny_scale", "tiny_scale_twin", "mnn21_gt_to_lt"]
 
 

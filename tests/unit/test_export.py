@@ -47,13 +47,21 @@ def test_export_keeps_every_batch_norm_and_folds_the_rest(exported):
     assert not {"Constant", "Identity", "Shape", "Pad"} & set(ops), sorted(set(ops))
 
 
-def test_onnx_source_is_checked_and_copied(exported, tmp_path):
+def test_a_static_onnx_source_is_prepared_without_changing_its_graph(exported, tmp_path):
+    """A file already at the study's shape and without shape subgraphs keeps its nodes; the prepared file
+    records what was checked."""
+    from deltamut.export.onnx_prepare import prepared_record
+
     info, path, _ = exported
     onnx_info = ModelInfo(name="m", arch="onnx", module=None, onnx_path=path,
                           input_shape=(1, 3, 32, 32), preprocessing=info.preprocessing, num_classes=1000,
                           label_set="imagenet1k", pretrained=True, weights=None, seed=None)
-    assert export_model(onnx_info, tmp_path / "b.onnx")["exporter"] == "copy"
-    assert path.read_bytes() == (tmp_path / "b.onnx").read_bytes()
+    images = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    record = export_model(onnx_info, tmp_path / "b.onnx", images=images)
+    assert record["exporter"] == "prepare" and record["folded"]
+    given, prepared = (onnx.load(str(f)).graph.node for f in (path, tmp_path / "b.onnx"))
+    assert [n.op_type for n in prepared] == [n.op_type for n in given]
+    assert prepared_record(tmp_path / "b.onnx")["fold_check"]["images"] == 2
 
 
 def test_corrupt_onnx_names_the_file(exported, tmp_path):
@@ -75,7 +83,8 @@ def test_a_conversion_its_exporter_cannot_make_is_a_recorded_finding(tmp_path, s
 
     out = tmp_path / "model.onnx"
     spec, legacy = {"arch": "vit_ti_16", "input_size": 16}, {"exporter": "legacy", "opset": 13, "batch": 1}
-    assert export_stage(outputs={"onnx": out}, name="vit", model=spec, export=legacy, conversion=True) is False
+    assert export_stage(inputs={}, outputs={"onnx": out}, name="vit", model=spec, export=legacy,
+                        conversion=True) is False
     record = read_failure(out)
     assert record["stage"] == "export" and "scaled_dot_product_attention" in record["error"]
     result = reference_stage(inputs={"onnx": out, "inputs": small_inputs}, outputs={"outputs": tmp_path / "ort.npz"},
@@ -83,5 +92,5 @@ def test_a_conversion_its_exporter_cannot_make_is_a_recorded_finding(tmp_path, s
                              log=tmp_path / "ort.log")
     assert set(result.status) == {"error"} and result.meta["failed_stage"] == "export"
     with pytest.raises(Exception, match="scaled_dot_product_attention"):
-        export_stage(outputs={"onnx": tmp_path / "primary.onnx"}, name="vit", model=spec, export=legacy,
+        export_stage(inputs={}, outputs={"onnx": tmp_path / "primary.onnx"}, name="vit", model=spec, export=legacy,
                      conversion=False)

@@ -267,12 +267,17 @@ def test_onnx_source_reads_shape_and_classes_from_the_graph(tmp_path):
         load_model("mine", {"source": "onnx", "path": str(path), "input_size": 64})
 
 
-def test_onnx_source_with_symbolic_size_needs_input_size(tmp_path):
+def test_onnx_source_with_symbolic_size_needs_input_shape(tmp_path):
     path = _classifier_onnx(tmp_path / "dyn.onnx", ["N", 3, "H", "W"])
-    with pytest.raises(ValueError, match="input_size"):
+    with pytest.raises(ValueError, match="give input_shape"):
         load_model("mine", {"source": "onnx", "path": str(path)})
-    info = load_model("mine", {"source": "onnx", "path": str(path), "input_size": 64})
-    assert info.input_shape == (1, 3, 64, 64) and info.preprocessing.crop == 64
+    for spec in ({"input_size": 64}, {"input_shape": 64}, {"input_shape": [64, 64]}):
+        info = load_model("mine", {"source": "onnx", "path": str(path), **spec})
+        assert info.input_shape == (1, 3, 64, 64) and info.preprocessing.crop == 64, spec
+    with pytest.raises(ValueError, match=r"input_shape \[48, 192\]: non-square inputs are not supported yet"):
+        load_model("mine", {"source": "onnx", "path": str(path), "input_shape": [48, 192]})
+    with pytest.raises(ValueError, match="give input_shape or input_size, not both"):
+        load_model("mine", {"source": "onnx", "path": str(path), "input_shape": 64, "input_size": 64})
 
 
 def test_missing_and_corrupt_onnx_files_are_named(tmp_path):

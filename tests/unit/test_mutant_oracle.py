@@ -20,10 +20,11 @@ import yaml
 from torch.nn import functional as F
 
 import deltamut.mutations as dm
+from deltamut.defaults import section_default
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = yaml.safe_load((REPO / "config" / "mutations.yaml").read_text())
-EXTENDED = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["optimisations"]["extended"]
+EXTENDED = section_default("optimisations")["extended"]
 
 
 def forward(m, x, *, conv_in=None, conv_w=None, conv_out=None, bn_in=None, relu6=None, relu=None, add=None,
