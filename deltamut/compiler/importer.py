@@ -11,6 +11,8 @@ def import_onnx(path: str | Path, input_shape: tuple[int, ...] | None = None):
     import onnx
     from tvm.relax.frontend.onnx import from_onnx
 
+    from deltamut.models.onnx_source import data_inputs
+
     path = Path(path)
     try:
         model = onnx.load(str(path))
@@ -18,7 +20,7 @@ def import_onnx(path: str | Path, input_shape: tuple[int, ...] | None = None):
         raise ValueError(f"{path}: ONNX file not found") from exc
     except Exception as exc:
         raise ValueError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from exc
-    graph_inputs = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+    graph_inputs = [i.name for i in data_inputs(model)]
     if len(graph_inputs) != 1:
         raise ValueError(f"{path}: expected one image input, found {graph_inputs}")
     if input_shape is None:

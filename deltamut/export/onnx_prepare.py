@@ -33,8 +33,9 @@ FOLD_RTOL = 1e-5
 
 
 def _data_input(model):
-    weights = {init.name for init in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in weights]
+    from deltamut.models.onnx_source import data_inputs
+
+    inputs = data_inputs(model)
     if len(inputs) != 1:
         raise ValueError(f"expected one image input, found {[i.name for i in inputs]}")
     return inputs[0]
@@ -120,7 +121,9 @@ def prepare_onnx(src: str | Path, out: str | Path, shape: tuple[int, int, int, i
     try:
         t0 = time.perf_counter()
         given = onnx.load(str(src))
-        fixed = fix_input_shape(onnx.load(str(src)), shape)
+        fixed = onnx.ModelProto()
+        fixed.CopyFrom(given)
+        fixed = fix_input_shape(fixed, shape)
         t1 = time.perf_counter()
         folded = fold_shape_subgraphs(fixed)
         t2 = time.perf_counter()

@@ -30,11 +30,15 @@ def _dims(value: onnx.ValueInfoProto) -> list[int | None]:
     return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in shape.dim]
 
 
-def graph_input_dims(model: onnx.ModelProto, path: Path) -> list[int | None]:
-    """Dims of the image input: the one graph input that is not an initializer (old exporters list
-    weights as inputs too)."""
+def data_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """The graph inputs that are not initializers (old exporters list weights as inputs too)."""
     weights = {init.name for init in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in weights]
+    return [i for i in model.graph.input if i.name not in weights]
+
+
+def graph_input_dims(model: onnx.ModelProto, path: Path) -> list[int | None]:
+    """Dims of the image input: the one data input."""
+    inputs = data_inputs(model)
     if len(inputs) != 1:
         raise ModelError(f"ONNX file {path} has {len(inputs)} data inputs "
                          f"({', '.join(i.name for i in inputs)}); an image classifier needs exactly one")
