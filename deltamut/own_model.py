@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.input_shape and len(args.input_shape) not in (1, 2):
         ap.error("--input-shape takes S or H W")
     study = own_study(args.onnx, args.images, args.input_shape, args.labels)
-    path = Path(paths.RESULTS) / "own" / f"{model_name(args.onnx)}.yaml"
+    path = Path(paths.fill(paths.OWN_STUDY, model=model_name(args.onnx)))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(study, sort_keys=False))
     print(f"study file: {path}")

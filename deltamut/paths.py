@@ -52,6 +52,9 @@ THROUGHPUT = f"{MODEL}/{THROUGHPUT_DIR}/{{variant}}.json"
 STUDY_TABLE = f"{RESULTS}/{COMPARE_DIR}/{{table}}.{{ext}}"
 STUDY_SUMMARY = f"{RESULTS}/summary.md"
 
+# the study file `make own` writes for one user's ONNX file (deltamut.own_model)
+OWN_STUDY = f"{RESULTS}/own/{{model}}.yaml"
+
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
 
