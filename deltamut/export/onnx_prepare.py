@@ -80,8 +80,9 @@ def fold_shape_subgraphs(model):
 
 
 def run_onnxruntime(model, images: np.ndarray, batch: int) -> np.ndarray:
-    """The model's first output on `images` (N, C, H, W), `batch` at a time (the last batch padded with the
-    first images), in ONNX Runtime on one thread."""
+    """The model's first output on `images` (N, C, H, W), `batch` at a time (a short last batch filled up by
+    repeating the images from the first, even when there are fewer than `batch`), in ONNX Runtime on one
+    thread."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -90,9 +91,9 @@ def run_onnxruntime(model, images: np.ndarray, batch: int) -> np.ndarray:
     name = session.get_inputs()[0].name
     outs = []
     for start in range(0, len(images), batch):
-        chunk = images[start:start + batch]
-        padded = np.concatenate([chunk, images[:batch - len(chunk)]]) if len(chunk) < batch else chunk
-        outs.append(session.run(None, {name: padded.astype(np.float32)})[0][:len(chunk)])
+        count = min(batch, len(images) - start)
+        padded = images[np.arange(start, start + batch) % len(images)]
+        outs.append(session.run(None, {name: padded.astype(np.float32)})[0][:count])
     return np.concatenate(outs)
 
 

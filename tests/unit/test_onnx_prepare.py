@@ -139,3 +139,9 @@ def test_a_legacy_dynamic_efficientnet_imports_into_tvm_once_prepared(tmp_path):
     record = prepare_onnx(path, tmp_path / "prepared.onnx", (1, 3, 32, 32), images)
     assert record["folded"] and record["fold_check"]["max_abs_diff"] <= record["fold_check"]["limit"]
     assert "main" in [gv.name_hint for gv in import_onnx(tmp_path / "prepared.onnx").get_global_vars()]
+
+
+def test_a_batch_larger_than_the_images_is_filled_up_and_trimmed(dynamic_onnx, classifier, images):
+    """Three images at batch 8 (a throughput build of a small dataset): every image's output, once."""
+    out = run_onnxruntime(onnx.load(str(dynamic_onnx)), images, 8)
+    np.testing.assert_allclose(out, _torch(classifier, images), atol=1e-5)
