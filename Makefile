@@ -10,8 +10,8 @@ env:
 study: env  ## run the default study (config/config.yaml) on this machine
 	$(SNAKEMAKE) --profile profiles/local
 
-own: env  ## your own model: make own ONNX=model.onnx IMAGES=photos/ [SHAPE=224 or SHAPE="48 192"]
-	.venv/bin/python -m deltamut.own_model $(ONNX) $(IMAGES) $(if $(SHAPE),--input-shape $(SHAPE))
+own: env  ## your own model: make own ONNX=model.onnx IMAGES=photos/ [SHAPE=224 or SHAPE="48 192"] [CLASSES=names.txt] [PREPROCESSING=tflite]
+	.venv/bin/python -m deltamut.own_model $(ONNX) $(IMAGES) $(if $(SHAPE),--input-shape $(SHAPE)) $(if $(CLASSES),--classes $(CLASSES)) $(if $(PREPROCESSING),--preprocessing $(PREPROCESSING))
 
 test: env  ## every test: unit tests, then the slow end-to-end ones
 	$(PYTEST) -q

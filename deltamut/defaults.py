@@ -16,14 +16,15 @@ SCHEMA = Path(__file__).resolve().parents[1] / "config" / "config.schema.yaml"
 
 
 @cache
-def _schema() -> dict[str, Any]:
+def schema() -> dict[str, Any]:
+    """The study schema, parsed once (config/config.schema.yaml is the one definition of every default)."""
     return yaml.safe_load(SCHEMA.read_text())
 
 
 def defaults(section: str) -> dict[str, Any]:
     """The defaults of one section of the config (`runner`, `compare`, `export`, `timeouts`), or of the entries
     of a mapping section (`optimisations.*`)."""
-    node: dict[str, Any] = {"properties": _schema()["properties"]}
+    node: dict[str, Any] = {"properties": schema()["properties"]}
     for part in section.split("."):
         node = node["additionalProperties"] if part == "*" else node["properties"][part]
     return {k: v["default"] for k, v in node.get("properties", {}).items() if "default" in v}
@@ -32,4 +33,4 @@ def defaults(section: str) -> dict[str, Any]:
 def section_default(section: str) -> Any:
     """What a top-level section is when a study leaves it out (`optimisations`: basic, default, extended;
     `targets`, `devices`: the host CPU)."""
-    return _schema()["properties"][section]["default"]
+    return schema()["properties"][section]["default"]

@@ -1,5 +1,6 @@
 """Small real classifiers shaped like the ONNX files users bring (tests/unit/test_onnx_prepare.py and
-tests/integration/test_user_onnx_study.py): a dynamic input, and a reshape whose target is computed at run time."""
+tests/integration/test_user_onnx_study.py): a dynamic input, a reshape whose target is computed at run time,
+a channels-last input, any number of classes."""
 
 from __future__ import annotations
 
@@ -15,29 +16,42 @@ from torch import nn
 
 class Classifier(nn.Module):
     """Conv, ReLU, global mean, a flatten written with the input's own batch dim (`x.shape[0]`: a Shape ->
-    Gather -> Concat -> Reshape chain in a dynamic export), and a linear layer to 5 classes."""
+    Gather -> Concat -> Reshape chain in a dynamic export), and a linear layer to `classes` classes."""
 
-    def __init__(self) -> None:
+    def __init__(self, classes: int = 5) -> None:
         super().__init__()
-        self.conv, self.fc = nn.Conv2d(3, 8, 3, padding=1), nn.Linear(8, 5)
+        self.conv, self.fc = nn.Conv2d(3, 8, 3, padding=1), nn.Linear(8, classes)
 
     def forward(self, x):
         y = torch.relu(self.conv(x)).mean((2, 3), keepdim=True)
         return self.fc(y.reshape(y.shape[0], -1))
 
 
-def classifier(seed: int = 0) -> Classifier:
+class ChannelsLast(nn.Module):
+    """A classifier that takes N x H x W x C, as Keras models exported by tf2onnx do."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x.permute(0, 3, 1, 2))
+
+
+def classifier(seed: int = 0, classes: int = 5) -> Classifier:
     torch.manual_seed(seed)
-    return Classifier().eval()
+    return Classifier(classes).eval()
 
 
-def export_dynamic(model: nn.Module, path: Path, size: tuple[int, int]) -> Path:
-    """`model` exported by the legacy exporter with every dim but the channels dynamic (`[n, 3, h, w]`)."""
+def export_dynamic(model: nn.Module, path: Path, size: tuple[int, int], channels_last: bool = False) -> Path:
+    """`model` exported by the legacy exporter with every dim but the channels dynamic (`[n, 3, h, w]`, or
+    `[n, h, w, 3]` for a channels-last model)."""
+    shape, axes = ((1, *size, 3), {0: "n", 1: "h", 2: "w"}) if channels_last else ((1, 3, *size),
+                                                                                  {0: "n", 2: "h", 3: "w"})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(1, 3, *size),), str(path), dynamo=False, opset_version=13,
-                          input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n"}})
+        torch.onnx.export(model, (torch.zeros(*shape),), str(path), dynamo=False, opset_version=13,
+                          input_names=["x"], output_names=["y"], dynamic_axes={"x": axes, "y": {0: "n"}})
     return path
 
 

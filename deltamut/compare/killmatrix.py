@@ -49,8 +49,8 @@ FAILED = (Verdict.CRASH, Verdict.TIMEOUT, Verdict.ERROR, Verdict.SKIPPED)
 
 COLUMNS = ["model", "opt", "device", "mutant", "operator", "category", "level", "candidates", "applied", "sweep",
            "site", "depth", "status", "equivalent_to", "duplicate_of", "duplicate_by", "top1_changed_pct",
-           "max_abs_err", "n_images", "n_ok", "n_not_comparable", "accuracy", "accuracy_original", "verdict",
-           "failed_stage", "latency_ratio", "nondeterministic_images", "intermittent_images", "note"]
+           "top_flip", "max_abs_err", "n_images", "n_ok", "n_not_comparable", "accuracy", "accuracy_original",
+           "verdict", "failed_stage", "latency_ratio", "nondeterministic_images", "intermittent_images", "note"]
 SCORE_COLUMNS = ["model", "opt", "device", "by", "group", "mutants", *(s.value for s in MutantStatus), "score"]
 
 
@@ -108,7 +108,7 @@ def kill_matrix(per_pair: pd.DataFrame, mutants: dict[tuple, dict[str, Any]],
                                      "depth")},
             "status": status, "equivalent_to": m.get("equivalent_to") if status == MutantStatus.EQUIVALENT else None,
             "duplicate_of": twin, "duplicate_by": by,
-            "top1_changed_pct": r["top1_disagreement_pct"],
+            "top1_changed_pct": r["top1_disagreement_pct"], "top_flip": r.get("top_flip", ""),
             "max_abs_err": r["max_abs_err"], "n_images": r["n_images"], "n_ok": r["n_ok_a"],
             "n_not_comparable": _count(r, Verdict.NOT_COMPARABLE),
             "accuracy": r["accuracy_a"], "accuracy_original": r["accuracy_b"], "verdict": r["verdict"],

@@ -16,7 +16,7 @@ from deltamut.fsutil import atomic_path, read_json, write_text
 from deltamut.study import ORIGINAL
 
 KILL_COLUMNS = ["opt", "device", "mutant", "category", "applied", "status", "duplicate_of", "n_not_comparable",
-                "top1_changed_pct", "max_abs_err"]
+                "top1_changed_pct", "top_flip", "max_abs_err"]
 
 SUMMARY_COLUMNS = {
     "kind": "kind", "a": "variant", "b": "against", "n_compared": "images",

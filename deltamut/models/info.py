@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from torch import nn
@@ -15,6 +15,7 @@ class ModelInfo:
     """A model ready to export or run.
 
     `module` is in eval mode and float32 (None for an ONNX source, whose file is `onnx_path`).
+    `class_names[i]` names class i (ImageNet's, or the model entry's `labels:` file); `label_set` says which.
     `pretrained` is False for seeded random weights: their outputs are meaningful for differential
     testing (same weights, different compilers) but not for accuracy against labels.
     """
@@ -30,3 +31,4 @@ class ModelInfo:
     pretrained: bool
     weights: str | None
     seed: int | None
+    class_names: list[str] = field(default_factory=list)

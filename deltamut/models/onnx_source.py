@@ -43,8 +43,10 @@ def graph_input_dims(model: onnx.ModelProto, path: Path) -> list[int | None]:
         raise ModelError(f"ONNX file {path} has {len(inputs)} data inputs "
                          f"({', '.join(i.name for i in inputs)}); an image classifier needs exactly one")
     dims = _dims(inputs[0])
-    if len(dims) != 4 or dims[1] not in (3, None):
-        raise ModelError(f"ONNX file {path}: input {inputs[0].name!r} has shape {dims}, not N x 3 x H x W")
+    if len(dims) != 4:
+        shown = ["?" if d is None else d for d in dims]
+        raise ModelError(f"ONNX file {path}: input {inputs[0].name!r} has shape {shown}, not an image batch "
+                         "(N x C x H x W or N x H x W x C)")
     return dims
 
 

@@ -6,6 +6,7 @@ every key present, none extra, every shape equal.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import torch
@@ -61,7 +62,10 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], path: Path, a
         if missing:
             parts.append(f"{len(missing)} missing keys: {_listing(missing)}")
         if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys: {_listing(unexpected)}")
+            # a renamed key (a typo, another exporter's spelling) is one missing and one unexpected: pair them
+            near = {k: difflib.get_close_matches(k, missing, n=1, cutoff=0.8) for k in unexpected[:5]}
+            shown = [f"{k} (did you mean {near[k][0]}?)" if near.get(k) else k for k in unexpected]
+            parts.append(f"{len(unexpected)} unexpected keys: {_listing(shown)}")
         if mismatched:
             parts.append(f"{len(mismatched)} shape mismatches (file vs {arch}): {_listing(mismatched)}")
         raise ModelError(f"weights file {path} does not fit architecture {arch}: {'; '.join(parts)}")

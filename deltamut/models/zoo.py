@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from deltamut.data.preprocessing import TORCHVISION, Preprocessing
+from deltamut.data.preprocessing import PRESETS, TORCHVISION, Preprocessing
 from deltamut.models import (
     alexnet,
     densenet,
@@ -29,17 +29,16 @@ from deltamut.models import (
 from deltamut.models.calibration import calibrate_batchnorm
 from deltamut.models.errors import ModelError
 from deltamut.models.info import ModelInfo
+from deltamut.models.labels import LABEL_SET, class_names, read_class_names
 from deltamut.models.names import ZOO_ARCHS
 from deltamut.models.onnx_source import check_onnx, graph_input_dims, graph_num_classes
 from deltamut.models.weights import load_strict, read_state_dict
 
 NUM_CLASSES = 1000
-LABEL_SET = "imagenet1k"
 # Keys a model entry may hold, per source; anything else is most likely a typo (e.g. `weight:`), which
 # would otherwise silently give random weights.
-ZOO_KEYS = {"source", "arch", "weights", "seed", "input_size", "preprocessing", "transform_input"}
-ONNX_KEYS = {"source", "path", "input_size", "input_shape", "preprocessing"}
-PREPROCESSING_NAMES = {"torchvision": TORCHVISION, "tflite": efficientnet_lite.preprocessing(0)}
+ZOO_KEYS = {"source", "arch", "weights", "seed", "input_size", "preprocessing", "transform_input", "labels"}
+ONNX_KEYS = {"source", "path", "input_size", "input_shape", "preprocessing", "labels"}
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,7 @@ def _inception(_size: int, spec: dict) -> nn.Module:
     return inception.inception_v3(transform_input=bool(transform))
 
 
-INCEPTION_PREPROCESSING = Preprocessing(resize=342, crop=299, mean=TORCHVISION.mean, std=TORCHVISION.std)
+INCEPTION_PREPROCESSING = TORCHVISION.at_size(299)  # torchvision's Inception v3 evaluation: resize 342, crop 299
 
 ARCHS: dict[str, Arch] = {
     "efficientnet_lite0": _lite(0),
@@ -108,23 +107,64 @@ def _int(spec: dict, key: str, name: str, default: int | None, minimum: int) -> 
 
 
 def _preprocessing(spec: dict, name: str, default: Preprocessing) -> Preprocessing:
+    """A preset's name, or a mapping of fields over a `preset:` (or over the model's own default)."""
     value = spec.get("preprocessing")
     if value is None:
         return default
     if isinstance(value, str):
-        if value not in PREPROCESSING_NAMES:
+        if value not in PRESETS:
             raise ModelError(f"model {name!r}: unknown preprocessing {value!r}; known: "
-                             f"{', '.join(PREPROCESSING_NAMES)} or a mapping {{resize, crop, mean, std}}")
-        return PREPROCESSING_NAMES[value]
+                             f"{', '.join(PRESETS)} or a mapping (docs/preprocessing.md)")
+        return PRESETS[value]
+    if not isinstance(value, dict):
+        raise ModelError(f"model {name!r}: preprocessing must be a preset's name or a mapping, got {value!r}")
     try:
-        return Preprocessing.from_dict(value)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"model {name!r}: preprocessing {value!r} is neither a known name nor a mapping "
-                         f"with resize, crop, mean (3 values), std (3 values): {exc!r}") from exc
+        return Preprocessing.from_dict(value, base=default)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"model {name!r}: preprocessing: {exc}") from None
 
 
-def _at_size(p: Preprocessing, size: int) -> Preprocessing:
-    return p if p.crop == size else p.scaled(size)
+def _fit_head(module: nn.Module, state: dict, path: Path) -> int:
+    """The class count of a fine-tuned checkpoint (a torchvision model with a new head, the usual transfer-
+    learning recipe): the layers that map to ImageNet's 1000 classes take the file's width instead."""
+    counts = set()
+    for layer_name, layer in list(module.named_modules()):
+        if not isinstance(layer, nn.Linear | nn.Conv2d):
+            continue
+        width = layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
+        weight = state.get(f"{layer_name}.weight")
+        if width != NUM_CLASSES or weight is None or weight.ndim != layer.weight.ndim or weight.shape[0] == width:
+            continue
+        n = int(weight.shape[0])
+        if isinstance(layer, nn.Linear):
+            head = nn.Linear(layer.in_features, n, bias=layer.bias is not None)
+        else:
+            head = nn.Conv2d(layer.in_channels, n, layer.kernel_size, layer.stride, layer.padding,
+                             bias=layer.bias is not None)
+        parent, _, attr = layer_name.rpartition(".")
+        setattr(module.get_submodule(parent) if parent else module, attr, head)
+        counts.add(n)
+    if len(counts) > 1:
+        raise ModelError(f"weights file {path}: its classifier layers disagree on the class count ({sorted(counts)})")
+    return counts.pop() if counts else NUM_CLASSES
+
+
+def _names(spec: dict, name: str, num_classes: int | None) -> tuple[list[str], str, int]:
+    """The model's class names, the label set's description and the class count, checked against each other:
+    a names file one line short would shift every name after the gap."""
+    path = spec.get("labels")
+    if path is None:
+        count = num_classes or NUM_CLASSES
+        names = class_names(LABEL_SET) if count == NUM_CLASSES else [str(i) for i in range(count)]
+        return names, LABEL_SET if count == NUM_CLASSES else "indices", count
+    try:
+        names = read_class_names(path)
+    except ValueError as err:
+        raise ModelError(f"model {name!r}: labels: {err}") from None
+    if num_classes is not None and len(names) != num_classes:
+        raise ModelError(f"model {name!r}: labels file {path} names {len(names)} classes but the model "
+                         f"outputs {num_classes}")
+    return names, str(path), len(names)
 
 
 def _check_keys(spec: dict, allowed: set[str], name: str, source: str) -> None:
@@ -142,7 +182,10 @@ def _load_zoo(name: str, spec: dict) -> ModelInfo:
                          f"known: {', '.join(zoo_names())}")
     arch = ARCHS[arch_name]
     base = _preprocessing(spec, name, arch.preprocessing)
-    size = _int(spec, "input_size", name, base.crop, arch.min_input)
+    if base.channels == "L" or base.layout != "NCHW" or base.height != base.width:
+        raise ModelError(f"model {name!r}: zoo architectures take square 3-channel NCHW inputs; preprocessing "
+                         f"gives {base.channels} {base.layout} {base.height}x{base.width}")
+    size = _int(spec, "input_size", name, base.height, arch.min_input)
     seed = _int(spec, "seed", name, 0, 0)
     weights = spec.get("weights")
     if weights:
@@ -159,45 +202,69 @@ def _load_zoo(name: str, spec: dict) -> ModelInfo:
         module = arch.build(size, spec)
         if state is None:
             calibrate_batchnorm(module, size, seed)
+    num_classes = NUM_CLASSES
     if state is not None:
-        load_strict(module, arch.upgrade_keys(state) if arch.upgrade_keys else state, path, arch_name)
+        state = arch.upgrade_keys(state) if arch.upgrade_keys else state
+        num_classes = _fit_head(module, state, path)
+        load_strict(module, state, path, arch_name)
+    names, label_set, num_classes = _names(spec, name, num_classes)
     module = module.float().eval()
-    return ModelInfo(name=name, arch=arch_name, module=module, onnx_path=None, input_shape=(1, 3, size, size),
-                     preprocessing=_at_size(base, size), num_classes=NUM_CLASSES, label_set=LABEL_SET,
-                     pretrained=description is not None, weights=description, seed=used_seed)
+    prep = base.at_size(size)
+    return ModelInfo(name=name, arch=arch_name, module=module, onnx_path=None, input_shape=prep.tensor_shape(1),
+                     preprocessing=prep, num_classes=num_classes, label_set=label_set,
+                     pretrained=description is not None, weights=description, seed=used_seed, class_names=names)
 
 
-def _requested_size(spec: dict, name: str) -> int | None:
-    """The input size a user asked for: `input_shape` (S or [H, W]) or its older spelling `input_size` (S)."""
+def _requested_size(spec: dict, name: str) -> tuple[int, int] | None:
+    """The (height, width) a user asked for: `input_shape` (S or [H, W]) or its older spelling `input_size` (S)."""
     if "input_shape" in spec and spec.get("input_size") is not None:
         raise ModelError(f"model {name!r}: give input_shape or input_size, not both")
     shape = spec.get("input_shape")
     if shape is None:
-        return _int(spec, "input_size", name, None, 1)
-    if isinstance(shape, list) and len(shape) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
-                                                           for v in shape):
-        if shape[0] != shape[1]:
-            raise ModelError(f"model {name!r}: input_shape {shape}: non-square inputs are not supported yet "
-                             "(the preprocessing crops a square)")
-        shape = shape[0]
-    return _int({"input_shape": shape}, "input_shape", name, None, 1)
+        size = _int(spec, "input_size", name, None, 1)
+        return None if size is None else (size, size)
+    if isinstance(shape, list) and len(shape) == 2:
+        height, width = (_int({"input_shape": v}, "input_shape", name, None, 1) for v in shape)
+        return height, width
+    size = _int({"input_shape": shape}, "input_shape", name, None, 1)
+    return None if size is None else (size, size)
 
 
-def _onnx_input_size(spec: dict, name: str, path: Path, dims: list[int | None]) -> int:
-    """The square size the study feeds an ONNX file: the one asked for, which its dynamic dims take at export
-    (deltamut.export.onnx_prepare), or its own static one."""
-    height, width = dims[2], dims[3]
+def _onnx_layout(spec: dict, prep: Preprocessing, dims: list[int | None]) -> Preprocessing:
+    """An ONNX file states its layout in its input: channels last where its last dim, not its second, is 1 or 3
+    (as tf2onnx writes Keras models). A layout the user set is kept."""
+    given = spec.get("preprocessing")
+    if isinstance(given, dict) and "layout" in given:
+        return prep
+    if dims[1] not in (1, 3) and dims[3] in (1, 3):
+        return prep.with_({"layout": "NHWC"})
+    return prep
+
+
+def _onnx_preprocessing(spec: dict, name: str, path: Path, dims: list[int | None]) -> Preprocessing:
+    """The preprocessing an ONNX file is fed at: the size asked for (its dynamic dims take it at export, see
+    deltamut.export.onnx_prepare), else its own static size, else the size of the preprocessing it names."""
+    prep = _onnx_layout(spec, _preprocessing(spec, name, TORCHVISION), dims)
+    channel_dim, height, width = (dims[1], dims[2], dims[3]) if prep.layout == "NCHW" else (dims[3], dims[1], dims[2])
+    if channel_dim is not None and channel_dim != prep.channel_count:
+        hint = "L" if channel_dim == 1 else "RGB or BGR"
+        raise ModelError(f"model {name!r}: ONNX file {path} takes {channel_dim} channel(s) ({prep.layout}) but the "
+                         f"preprocessing gives {prep.channel_count} ({prep.channels}); set preprocessing "
+                         f"channels: {hint}")
     size = _requested_size(spec, name)
     if size is None:
-        if height is None or width is None or height != width:
+        if height is not None and width is not None:
+            size = (height, width)
+        elif spec.get("preprocessing") is not None:
+            size = prep.crop
+        else:
             shown = ["?" if d is None else d for d in dims]
             raise ModelError(f"model {name!r}: ONNX file {path} has input shape {shown}; give input_shape "
-                             "(the pipeline feeds square 1 x 3 x S x S images)")
-        return height
-    if (height is not None and height != size) or (width is not None and width != size):
-        raise ModelError(f"model {name!r}: input_shape {size} contradicts the input shape {dims} "
+                             "(S or [H, W]) or a preprocessing preset")
+    if (height is not None and height != size[0]) or (width is not None and width != size[1]):
+        raise ModelError(f"model {name!r}: input_shape {list(size)} contradicts the input shape {dims} "
                          f"of ONNX file {path}")
-    return size
+    return prep.at_size(size)
 
 
 def _load_onnx(name: str, spec: dict) -> ModelInfo:
@@ -208,12 +275,11 @@ def _load_onnx(name: str, spec: dict) -> ModelInfo:
         raise ModelError(f"model {name!r}: source 'onnx' needs a path")
     path = Path(spec["path"])
     graph = check_onnx(path)
-    dims = graph_input_dims(graph, path)
-    size = _onnx_input_size(spec, name, path, dims)
-    return ModelInfo(name=name, arch="onnx", module=None, onnx_path=path, input_shape=(1, 3, size, size),
-                     preprocessing=_at_size(_preprocessing(spec, name, TORCHVISION), size),
-                     num_classes=graph_num_classes(graph) or NUM_CLASSES, label_set=LABEL_SET,
-                     pretrained=True, weights=str(path), seed=None)
+    prep = _onnx_preprocessing(spec, name, path, graph_input_dims(graph, path))
+    names, label_set, num_classes = _names(spec, name, graph_num_classes(graph))
+    return ModelInfo(name=name, arch="onnx", module=None, onnx_path=path, input_shape=prep.tensor_shape(1),
+                     preprocessing=prep, num_classes=num_classes, label_set=label_set,
+                     pretrained=True, weights=str(path), seed=None, class_names=names)
 
 
 def load_model(name: str, spec: dict) -> ModelInfo:

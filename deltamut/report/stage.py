@@ -35,13 +35,11 @@ def _load(path: str | Path | None) -> Outputs | None:
         return None
 
 
-def _names(label_set: str) -> list[str]:
+def _names(manifest: Mapping[str, Any]) -> list[str]:
+    """The model's class names as the dataset job recorded them (ImageNet's for a manifest older than that)."""
     from deltamut.models.labels import class_names
 
-    try:
-        return class_names(label_set)
-    except ValueError:
-        return []  # an unknown label set: the gallery prints class ids
+    return list(manifest.get("classes") or class_names())
 
 
 def _draw(name: str, path: str | Path, title: str, draw: Callable[[], Path]) -> Path:
@@ -55,13 +53,12 @@ def _draw(name: str, path: str | Path, title: str, draw: Callable[[], Path]) -> 
 
 
 def plots_stage(*, inputs: Mapping[str, Any], outputs: Mapping[str, str | Path], model: str,
-                variants: Mapping[str, Mapping[str, Any]], reference: str,
-                label_set: str = "imagenet1k") -> dict[str, Path]:
+                variants: Mapping[str, Mapping[str, Any]], reference: str) -> dict[str, Path]:
     """Write the PNGs named in `outputs` (keys: `PLOTS`) for one model.
 
     `inputs` names the compare stage's per_image, per_pair and kill_matrix Parquet files and the dataset's
-    manifest (photo paths, `dataset`); `variants` maps each variant id to its coordinates and `path` (raw
-    outputs).
+    manifest (photo paths and class names, `dataset`); `variants` maps each variant id to its coordinates and
+    `path` (raw outputs).
     """
     plots, tables, dataset = outputs, inputs, inputs.get("dataset")
     unknown = set(plots) - set(PLOTS)
@@ -88,7 +85,7 @@ def plots_stage(*, inputs: Mapping[str, Any], outputs: Mapping[str, str | Path],
             changed = changed_images(per_image)
             needed = {reference, *changed["a"], *changed["b"]} & set(variants)
             outputs = {v: _load(variants[v].get("path")) for v in needed}
-            return gallery_plot(per_image, outputs, manifest, plots["gallery"], model, reference, _names(label_set))
+            return gallery_plot(per_image, outputs, manifest, plots["gallery"], model, reference, _names(manifest))
 
         written["gallery"] = _draw("gallery", plots["gallery"], model, gallery)
     return written

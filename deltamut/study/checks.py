@@ -33,12 +33,31 @@ def check_models(study: Study) -> None:
                 raise StudyError(f"{key}: unknown architecture {arch!r}; known: {', '.join(ZOO_ARCHS)}")
         elif not spec.get("path"):
             raise StudyError(f"models.{model}.path: a model with source 'onnx' needs the path of its ONNX file")
+        _check_model_data(model, spec)
         _unknown(f"models.{model}.mutate_under", "optimisation(s)",
                  [o for o in spec.get("mutate_under", []) if o not in study.optimisations], study.optimisations)
         if spec.get("mutants", []) != "all":
             _unknown(f"models.{model}.mutants", "mutation(s)",
                      [m for m in study.mutants(model) if m != ORIGINAL and m not in study.catalog],
                      sorted(study.catalog))
+
+
+def _check_model_data(model: str, spec: dict) -> None:
+    """What a model entry says about its data that can be known before any job: preprocessing fields that
+    contradict each other (one mean for three channels) and a class names file that cannot be read."""
+    from deltamut.data.preprocessing import TORCHVISION, Preprocessing
+    from deltamut.models.labels import read_class_names
+
+    if isinstance(spec.get("preprocessing"), dict):
+        try:
+            Preprocessing.from_dict(spec["preprocessing"], base=TORCHVISION)
+        except ValueError as err:
+            raise StudyError(f"models.{model}.preprocessing: {err}") from None
+    if spec.get("labels") is not None:
+        try:
+            read_class_names(spec["labels"])
+        except ValueError as err:
+            raise StudyError(f"models.{model}.labels: {err}") from None
 
 
 def check_optimisations(study: Study) -> None:

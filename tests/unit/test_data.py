@@ -295,3 +295,59 @@ def test_build_inputs_stacks_the_dataset_in_order(photos):
     assert np.array_equal(batch[2], preprocess(ds.paths[2], prep))
     assert batch.min() >= -1.0 and batch.max() <= 1.0
     assert not np.allclose(batch[0], batch[1])
+
+
+# --- a model's own classes ------------------------------------------------------------------------------
+
+def test_ground_truth_by_name_in_the_models_own_classes(tmp_path):
+    images = tmp_path / "images"
+    for folder, colour in (("cat", (200, 0, 0)), ("dog", (0, 0, 200)), ("unsorted", (0, 200, 0))):
+        (images / folder).mkdir(parents=True)
+        Image.new("RGB", (8, 8), colour).save(images / folder / "a.png")
+    names = ["cat", "dog"]
+    ds = load_dataset(images, names=names)  # the ImageFolder layout: folders named as classes
+    assert dict(zip(ds.ids, ds.labels.tolist(), strict=True)) == {"cat/a.png": 0, "dog/a.png": 1,
+                                                                  "unsorted/a.png": -1}
+    by_name = tmp_path / "labels.csv"
+    by_name.write_text("file,class\ncat/a.png,Dog\ndog/a.png,1\nunsorted/a.png,cat\n")
+    ds = load_dataset(images, by_name, names=names)
+    assert ds.labels.tolist() == [1, 1, 0]  # by name (case-blind) or by index
+    lines = tmp_path / "labels.txt"
+    lines.write_text("cat/a.png dog\nunsorted/a.png cat\n")
+    assert load_dataset(images, lines, names=names).labels.tolist() == [1, -1, 0]
+    lines.write_text("cat/a.png fox\n")
+    with pytest.raises(ValueError, match=r"line 1: 'fox' is neither a class id nor one of the model's 2 class"):
+        load_dataset(images, lines, names=names)
+    lines.write_text("file,class_id\ncat/a.png,2\n")
+    with pytest.raises(ValueError, match=r"0\.\.1"):
+        load_dataset(images, lines, names=names)
+
+
+def test_imagenet_labels_may_be_given_by_name_too(tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,class\nx.png,espresso\ny.png,Golden_Retriever\n")
+    assert read_labels(labels, ["x.png", "y.png"]) == {"x.png": 967, "y.png": 207}
+
+
+@pytest.mark.parametrize(("text", "names"), [
+    ("cat\ndog\n", ["cat", "dog"]),
+    ('["cat", "dog"]', ["cat", "dog"]),
+    ('{"1": "dog", "0": "cat"}', ["cat", "dog"]),
+    ('{"cat": 0, "dog": 1}', ["cat", "dog"]),
+    ('{"id2label": {"0": "cat", "1": "dog"}, "label2id": {}}', ["cat", "dog"]),
+], ids=["text", "json_list", "json_index_to_name", "json_name_to_index", "hf_config"])
+def test_class_names_files(tmp_path, text, names):
+    from deltamut.models.labels import read_class_names
+
+    path = tmp_path / "names"
+    path.write_text(text)
+    assert read_class_names(path) == names
+
+
+def test_a_class_names_file_with_a_gap_is_refused(tmp_path):
+    from deltamut.models.labels import read_class_names
+
+    path = tmp_path / "names.json"
+    path.write_text('{"0": "cat", "2": "fox"}')
+    with pytest.raises(ValueError, match="names.json: no name for class 1"):
+        read_class_names(path)

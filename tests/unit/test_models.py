@@ -71,7 +71,7 @@ TORCHVISION_KEYS = {
 def _structure(arch: str) -> torch.nn.Module:
     """The architecture on the meta device: shapes and names without the cost of initialising weights."""
     with torch.device("meta"):
-        return ARCHS[arch].build(ARCHS[arch].preprocessing.crop, {}).eval()
+        return ARCHS[arch].build(ARCHS[arch].preprocessing.height, {}).eval()
 
 
 def _tflite_input(image: np.ndarray) -> torch.Tensor:
@@ -162,7 +162,7 @@ def test_every_arch_runs_at_its_smallest_input_and_not_below(arch, ratio):
     smallest = ARCHS[arch].min_input
     info = load_model(arch, {"input_size": smallest})
     assert info.input_shape == (1, 3, smallest, smallest)
-    assert (info.preprocessing.crop, info.preprocessing.resize) == (smallest, round(smallest * ratio))
+    assert (info.preprocessing.crop, info.preprocessing.resize) == ((smallest, smallest), round(smallest * ratio))
     assert _logits(info).shape == (1, 1000)
     if smallest > 1:
         with pytest.raises(ModelError, match="input_size"):
@@ -259,7 +259,7 @@ def test_onnx_source_reads_shape_and_classes_from_the_graph(tmp_path):
     info = load_model("mine", {"source": "onnx", "path": str(path), "preprocessing": "tflite"})
     assert (info.arch, info.module, info.onnx_path) == ("onnx", None, path)
     assert info.input_shape == (1, 3, 48, 48) and info.num_classes == 10
-    assert info.preprocessing.crop == 48 and info.preprocessing.mean == (127.0,) * 3
+    assert info.preprocessing.crop == (48, 48) and info.preprocessing.mean == (127.0,) * 3
     custom = {"resize": 60, "crop": 48, "mean": [0, 0, 0], "std": [255, 255, 255]}
     info = load_model("mine", {"source": "onnx", "path": str(path), "input_size": 48, "preprocessing": custom})
     assert info.preprocessing.std == (255.0,) * 3 and info.preprocessing.resize == 60
@@ -273,11 +273,52 @@ def test_onnx_source_with_symbolic_size_needs_input_shape(tmp_path):
         load_model("mine", {"source": "onnx", "path": str(path)})
     for spec in ({"input_size": 64}, {"input_shape": 64}, {"input_shape": [64, 64]}):
         info = load_model("mine", {"source": "onnx", "path": str(path), **spec})
-        assert info.input_shape == (1, 3, 64, 64) and info.preprocessing.crop == 64, spec
-    with pytest.raises(ValueError, match=r"input_shape \[48, 192\]: non-square inputs are not supported yet"):
-        load_model("mine", {"source": "onnx", "path": str(path), "input_shape": [48, 192]})
+        assert info.input_shape == (1, 3, 64, 64) and info.preprocessing.crop == (64, 64), spec
+    info = load_model("mine", {"source": "onnx", "path": str(path), "input_shape": [48, 192]})
+    assert info.input_shape == (1, 3, 48, 192) and info.preprocessing.crop == (48, 192)
+    info = load_model("mine", {"source": "onnx", "path": str(path), "preprocessing": "paddle-cls"})
+    assert info.input_shape == (1, 3, 48, 192), "a named preset's size serves a dynamic input"
     with pytest.raises(ValueError, match="give input_shape or input_size, not both"):
         load_model("mine", {"source": "onnx", "path": str(path), "input_shape": 64, "input_size": 64})
+
+
+def test_onnx_source_in_nhwc_is_fed_nhwc_and_a_channel_mismatch_is_named(tmp_path):
+    path = _channels_last_onnx(tmp_path / "nhwc.onnx", [1, 40, 56, 3])
+    info = load_model("mine", {"source": "onnx", "path": str(path)})
+    assert info.preprocessing.layout == "NHWC" and info.input_shape == (1, 40, 56, 3)
+    grey = _classifier_onnx(tmp_path / "grey.onnx", [1, 1, 32, 32])
+    with pytest.raises(ValueError, match="takes 1 channel.*set preprocessing channels: L"):
+        load_model("mine", {"source": "onnx", "path": str(grey)})
+    info = load_model("mine", {"source": "onnx", "path": str(grey),
+                               "preprocessing": {"channels": "L", "mean": [127.5], "std": [127.5]}})
+    assert info.input_shape == (1, 1, 32, 32)
+
+
+def _channels_last_onnx(path, dims, classes=10):
+    """A tiny classifier that takes NHWC input, as tf2onnx writes Keras models: reduce over H and W, dense."""
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [3, classes], np.ones(3 * classes, np.float32).tolist())
+    axes = helper.make_tensor("axes", TensorProto.INT64, [2], [1, 2])
+    nodes = [helper.make_node("ReduceMean", ["image", "axes"], ["pooled"], keepdims=0),
+             helper.make_node("MatMul", ["pooled", "w"], ["logits"])]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("image", TensorProto.FLOAT, dims)],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])],
+                              [weight, axes])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+    return path
+
+
+def test_class_names_come_from_the_labels_file_and_must_match_the_model(tmp_path):
+    path = _classifier_onnx(tmp_path / "two.onnx", [1, 3, 16, 16], classes=2)
+    info = load_model("mine", {"source": "onnx", "path": str(path)})
+    assert (info.num_classes, info.class_names, info.label_set) == (2, ["0", "1"], "indices")
+    names = tmp_path / "names.txt"
+    names.write_text("cat\ndog\n")
+    info = load_model("mine", {"source": "onnx", "path": str(path), "labels": str(names)})
+    assert (info.num_classes, info.class_names, info.label_set) == (2, ["cat", "dog"], str(names))
+    three = tmp_path / "three.json"
+    three.write_text('{"0": "cat", "1": "dog", "2": "fox"}')
+    with pytest.raises(ValueError, match=r"three.json names 3 classes but the model outputs 2"):
+        load_model("mine", {"source": "onnx", "path": str(path), "labels": str(three)})
 
 
 def test_missing_and_corrupt_onnx_files_are_named(tmp_path):

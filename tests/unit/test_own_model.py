@@ -15,6 +15,10 @@ def test_the_study_file_is_the_model_and_the_images_and_plans_with_the_defaults(
     assert study["models"] == {"my_model": {"source": "onnx", "path": str(tmp_path / "my model.onnx"),
                                             "input_shape": [48, 48]}}
     assert model_name("a/b/resnet-50 v2.onnx") == "resnet-50_v2"
+    study = own_study(tmp_path / "m.onnx", tmp_path / "photos", [48, 192], classes=tmp_path / "names.txt",
+                      preprocessing="paddle-cls")
+    assert study["models"]["m"] == {"source": "onnx", "path": str(tmp_path / "m.onnx"), "input_shape": [48, 192],
+                                    "preprocessing": "paddle-cls", "labels": str(tmp_path / "names.txt")}
 
 
 def test_make_own_plans_a_study_of_one_onnx_file(tmp_path, monkeypatch, labelled_photos):
