@@ -1,8 +1,9 @@
 """Which ONNX classifiers TVM imports before and after deltamut prepares them, and what preparing costs.
 
 Each model is exported the way users' files usually come: by the legacy exporter with a dynamic batch and
-dynamic spatial dims (`[n, 3, h, w]`), plus the test suite's classifier whose flatten target is computed
-through a Cast (as Paddle and older TF exports do). "Before" imports the file as given into TVM at the
+dynamic spatial dims (`[n, 3, h, w]`), plus the test suite's classifiers (tests/user_models.py): one whose
+flatten target is computed through a Cast (as Paddle and older TF exports do), and one exported by the dynamo
+exporter, at a non-square 48 x 192 input and channels-last. "Before" imports the file as given into TVM at the
 study's shape (`shape_dict`); "after" imports the file `prepare_onnx` wrote (input fixed, shape subgraphs
 folded, checked in ONNX Runtime on seeded images). Usage:
 
@@ -46,7 +47,7 @@ def _export_dynamic(module: torch.nn.Module, path: Path, size: int) -> None:
                           dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n"}})
 
 
-def _files(models: list[str], tmp: Path) -> list[tuple[str, Path, int]]:
+def _files(models: list[str], tmp: Path) -> list[tuple[str, Path, tuple[int, ...]]]:
     from deltamut.models import load_model
     from tests import user_models
 
@@ -55,10 +56,16 @@ def _files(models: list[str], tmp: Path) -> list[tuple[str, Path, int]]:
         info = load_model(name, {"source": "zoo"})
         path = tmp / f"{name}.onnx"
         _export_dynamic(info.module, path, info.input_shape[-1])
-        out.append((f"{name} (legacy, dynamic)", path, info.input_shape[-1]))
+        out.append((f"{name} (legacy, dynamic)", path, info.input_shape))
     net = user_models.classifier()
     onnx.save(user_models.shape_subgraph_model(net), str(tmp / "cast_shape.onnx"))
-    out.append(("classifier with a Cast in its reshape target", tmp / "cast_shape.onnx", 24))
+    out.append(("classifier with a Cast in its reshape target", tmp / "cast_shape.onnx", (1, 3, 24, 24)))
+    user_models.export_dynamic(net, tmp / "dynamo.onnx", (24, 24), dynamo=True)
+    out.append(("classifier (dynamo, dynamic)", tmp / "dynamo.onnx", (1, 3, 24, 24)))
+    user_models.export_dynamic(net, tmp / "wide.onnx", (48, 192))
+    out.append(("classifier at 48 x 192 (legacy, dynamic)", tmp / "wide.onnx", (1, 3, 48, 192)))
+    user_models.export_dynamic(user_models.ChannelsLast(net), tmp / "nhwc.onnx", (24, 24), channels_last=True)
+    out.append(("classifier, NHWC (legacy, dynamic)", tmp / "nhwc.onnx", (1, 24, 24, 3)))
     return out
 
 
@@ -72,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, path, size in _files(args.models.split(","), Path(tmp)):
-            shape = (1, 3, size, size)
+        for label, path, shape in _files(args.models.split(","), Path(tmp)):
             images = np.random.default_rng(0).standard_normal((args.images, *shape[1:])).astype(np.float32)
             before, _ = _import(path, shape)
             prepared = Path(tmp) / f"prepared_{path.name}"

@@ -43,15 +43,22 @@ def classifier(seed: int = 0, classes: int = 5) -> Classifier:
     return Classifier(classes).eval()
 
 
-def export_dynamic(model: nn.Module, path: Path, size: tuple[int, int], channels_last: bool = False) -> Path:
-    """`model` exported by the legacy exporter with every dim but the channels dynamic (`[n, 3, h, w]`, or
-    `[n, h, w, 3]` for a channels-last model)."""
+def export_dynamic(model: nn.Module, path: Path, size: tuple[int, int], channels_last: bool = False,
+                   dynamo: bool = False) -> Path:
+    """`model` exported with every dim but the channels dynamic (`[n, 3, h, w]`, or `[n, h, w, 3]` for a
+    channels-last model), by the legacy TorchScript exporter or by the dynamo one (`torch.export`)."""
     shape, axes = ((1, *size, 3), {0: "n", 1: "h", 2: "w"}) if channels_last else ((1, 3, *size),
                                                                                   {0: "n", 2: "h", 3: "w"})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(*shape),), str(path), dynamo=False, opset_version=13,
-                          input_names=["x"], output_names=["y"], dynamic_axes={"x": axes, "y": {0: "n"}})
+        if dynamo:
+            dims = {i: torch.export.Dim(name, min=2 if i == 0 else 8, max=1024) for i, name in axes.items()}
+            example = torch.zeros(2, *shape[1:])  # a batch of 1 would be specialised to 1
+            torch.onnx.export(model, (example,), str(path), dynamo=True, input_names=["x"], output_names=["y"],
+                              dynamic_shapes={"x": dims}, verbose=False)
+        else:
+            torch.onnx.export(model, (torch.zeros(*shape),), str(path), dynamo=False, opset_version=13,
+                              input_names=["x"], output_names=["y"], dynamic_axes={"x": axes, "y": {0: "n"}})
     return path
 
 

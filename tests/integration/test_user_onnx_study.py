@@ -1,5 +1,5 @@
 """A user's own ONNX classifiers through the whole study, from a study file that names only the models and the
-images: a dynamic `[n, 3, h, w]` input, a reshape whose target is computed at run time (which TVM 0.27 cannot
+images: a dynamic `[n, 3, h, w]` input (from the legacy and the dynamo exporter), a reshape whose target is computed at run time (which TVM 0.27 cannot
 import as given), a non-square input, BGR channels in [0, 1], a channels-last input, and two classes with a
 names file and photos filed in folders named by class. The sections left out take the schema's defaults (three
 optimisations, the host CPU); every runtime's outputs on the study's own images must agree with PyTorch's for
@@ -46,10 +46,12 @@ def study(tmp_path_factory):
     (work / "names.txt").write_text("cat\ncup\n")
     net, two = user_models.classifier(), user_models.classifier(seed=1, classes=2)
     user_models.export_dynamic(net, work / "dynamic.onnx", (SIZE, SIZE))
+    user_models.export_dynamic(net, work / "dynamo.onnx", (SIZE, SIZE), dynamo=True)
     user_models.export_dynamic(user_models.ChannelsLast(net), work / "nhwc.onnx", (SIZE, SIZE), channels_last=True)
     user_models.export_dynamic(two, work / "two.onnx", (SIZE, SIZE))
     onnx.save(user_models.shape_subgraph_model(net), str(work / "shape_subgraph.onnx"))
     models = {"dynamic": {"source": "onnx", "path": "dynamic.onnx", "input_shape": SIZE},
+              "dynamo": {"source": "onnx", "path": "dynamo.onnx", "input_shape": SIZE},
               "shape_subgraph": {"source": "onnx", "path": "shape_subgraph.onnx", "input_shape": [SIZE, SIZE]},
               "wide": {"source": "onnx", "path": "dynamic.onnx", "input_shape": list(WIDE)},
               "bgr_unit": {"source": "onnx", "path": "dynamic.onnx", "input_shape": SIZE, "preprocessing": BGR_UNIT},
@@ -61,7 +63,7 @@ def study(tmp_path_factory):
                            "study.yaml", "-d", str(work), "--cores", "2"], cwd=work, capture_output=True, text=True,
                           timeout=1200)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    return work, {"dynamic": net, "shape_subgraph": net, "wide": net, "bgr_unit": net,
+    return work, {"dynamic": net, "dynamo": net, "shape_subgraph": net, "wide": net, "bgr_unit": net,
                   "nhwc": user_models.ChannelsLast(net), "two_classes": two}
 
 
@@ -70,7 +72,7 @@ def _inputs(work: Path, model: str) -> tuple[np.ndarray, np.ndarray]:
         return z["x"], z["labels"]
 
 
-SHAPES = {"dynamic": (3, 3, SIZE, SIZE), "shape_subgraph": (3, 3, SIZE, SIZE), "wide": (3, 3, *WIDE),
+SHAPES = {"dynamic": (3, 3, SIZE, SIZE), "dynamo": (3, 3, SIZE, SIZE), "shape_subgraph": (3, 3, SIZE, SIZE), "wide": (3, 3, *WIDE),
           "bgr_unit": (3, 3, SIZE, SIZE), "nhwc": (3, SIZE, SIZE, 3), "two_classes": (3, 3, SIZE, SIZE)}
 
 
@@ -116,7 +118,7 @@ def test_two_classes_read_by_their_names_from_folders_to_tables(study):
 @pytest.mark.slow
 def test_the_export_artifact_is_the_fixed_and_folded_graph(study):
     work, _ = study
-    for model in ("dynamic", "shape_subgraph"):
+    for model in ("dynamic", "dynamo", "shape_subgraph"):
         artifact = work / paths.fill(paths.ONNX, model=model)
         dims = [d.dim_value for d in onnx.load(str(artifact)).graph.input[0].type.tensor_type.shape.dim]
         record = prepared_record(artifact)
