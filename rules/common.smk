@@ -101,6 +101,11 @@ def built_module(wildcards):
     return {"module": STUDY.artifact(paths.MODULE, *where), "manifest": STUDY.artifact(paths.MANIFEST, *where)}
 
 
+def device_env(wildcards):
+    """The conda environment an infer job runs in on a cluster: its device's (deltamut.study.placement)."""
+    return f"../envs/{STUDY.placement(wildcards.device).env}.yaml"
+
+
 def deploy_inputs(wildcards):
     """An infer job runs its mutant's library (an input-level mutant: the original's, on its own images)."""
     mutant = ORIGINAL if STUDY.is_input_mutant(wildcards.mutant) else wildcards.mutant

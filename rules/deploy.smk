@@ -9,6 +9,8 @@ rule deploy:
         target=lambda wc: config["targets"][wc.target],
         codegen=lambda wc: codegen_slice(STUDY.optimisation(wc.opt)),
         timeout_s=TIMEOUTS["deploy_s"],
+    group:
+        "deploy"
     log:
         paths.log("deploy", "model", "opt", "mutant", "target"),
     benchmark:

@@ -14,6 +14,8 @@ rule mutate:
         # graph- and model-level mutants run the configuration's graph passes after mutating
         graph_passes=lambda wc: graph_slice(STUDY.optimisation(wc.opt)) if STUDY.mutates_graph(wc.mutant) else {},
         timeout_s=TIMEOUTS["mutate_s"],
+    group:
+        "mutate"
     log:
         paths.log("mutate", "model", "opt", "mutant"),
     benchmark:

@@ -20,6 +20,7 @@ from deltamut import paths
 from deltamut.fsutil import read_json
 from deltamut.mutations.sweep import site_mutant, split_site_mutant
 from deltamut.study.catalog import Catalog, StudyError
+from deltamut.study.placement import Placement, placement, runtime_settings
 from deltamut.study.refs import FLOAT64, ORIGINAL, PRIMARY, ModelRef, framework_id, variant_id
 
 
@@ -59,6 +60,14 @@ class Study:
 
     def target_of(self, device: str) -> str:
         return self.devices[device]["target"]
+
+    def placement(self, device: str) -> Placement:
+        """Where the device's infer jobs run on a cluster (`deltamut.study.placement`)."""
+        return placement(self.devices[device], self.targets[self.target_of(device)])
+
+    def device_settings(self, device: str) -> dict[str, Any]:
+        """What an infer job needs of its device's entry, its placement left out."""
+        return runtime_settings(self.devices[device])
 
     def spec_of(self, model: str) -> dict[str, Any]:
         """The config entry of a model (a conversion's or a batched build's is its model's)."""

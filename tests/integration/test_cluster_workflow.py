@@ -1,8 +1,13 @@
-"""A small study through `snakemake --profile profiles/gpu-cluster` on the real single-node SLURM cluster.
+"""A small study through the cluster profile on the real single-node SLURM cluster, submitted as a batch job.
 
-Proves, from SLURM's own job records (`scontrol -d show job`; finished jobs stay for MinJobAge=600 s), that
-infer jobs land on the partition their device's name routes to and that gpu jobs were allocated a GPU;
-then that editing one mutation resubmits only that mutation's jobs and the tables that read them.
+The cluster is set up as another site would be: partitions `batch` (the default), `a100` and `arm64`, and a
+copy of profiles/gpu-cluster whose only edit is that default partition. The study names its devices against
+type (`host_cpu`, `accel`) and says where each runs in its entry. The study itself is submitted with
+profiles/gpu-cluster/head.sbatch, so Snakemake's head process is a SLURM job too. From SLURM's own job
+records (`scontrol -d show job`; finished jobs stay for MinJobAge=600 s) the test proves that each device's
+infer jobs ran on the partition its entry asks for, in one batched SLURM job per device, that the GPU device's
+job held a GPU, and that everything else ran on the site's default partition; then that editing one mutation
+resubmits only that mutation's jobs and the tables that read them.
 
 The study is small on purpose (a 16x16 ONNX CNN, one optimisation, the original and one mutant, two
 devices): every SLURM job starts its own Snakemake, so job count, not model size, sets the run time.
@@ -20,63 +25,32 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.slurm_cluster import job_name, record, run, site_profile, started_cluster
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-SLURM = REPO / "tools" / "slurm"
-STATE = Path(os.environ.get("DELTAMUT_SLURM_STATE", "/run/slurm"))
-PER_VARIANT = {"mutate", "deploy", "infer"}
+SITE_PARTITIONS = ("batch", "a100", "arm64")  # the first is the site's default
 UPSTREAM = {"photos", "dataset", "input_mutant", "export", "compile", "reference"}
-
-
-def _run(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+FINISHED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"}
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    """The cluster for this module; stopped by PID (stop-cluster.sh) whatever happens."""
-    start = _run(["bash", str(SLURM / "start-cluster.sh")], timeout=900)
-    assert start.returncode == 0, start.stdout + start.stderr
-    pids = {d: int((STATE / f"{d}.pid").read_text()) for d in ("slurmctld", "slurmd")}
-    try:
+    """The cluster for this module, with the site's partitions."""
+    with started_cluster(("slurmctld", "slurmd"), partitions=" ".join(SITE_PARTITIONS)) as pids:
         yield pids
-    finally:
-        stop = _run(["bash", str(SLURM / "stop-cluster.sh")], timeout=120)
-    assert stop.returncode == 0, stop.stdout + stop.stderr
-    assert not any(_alive(p) for p in pids.values()), pids
 
 
 def _job_ids() -> set[int]:
-    out = _run(["squeue", "-h", "-t", "all", "-o", "%i"], timeout=60)
+    out = run(["squeue", "-h", "-t", "all", "-o", "%i"], timeout=60)
     assert out.returncode == 0, out.stderr
     return {int(x) for x in out.stdout.split()}
 
 
-def _record(job: int) -> dict[str, str]:
-    """SLURM's record of one job as key=value pairs (`-d` adds the GRES actually allocated)."""
-    out = _run(["scontrol", "-d", "-o", "show", "job", str(job)], timeout=60)
-    assert out.returncode == 0, out.stderr
-    return dict(tok.split("=", 1) for tok in out.stdout.split() if "=" in tok)
-
-
-def _parse_comment(comment: str) -> tuple[str, list[str]]:
-    """The plugin's comment is `rule_<rule>[_wildcards_<values joined by _>]`."""
-    body = comment.removeprefix("rule_")
-    rule, _, wildcards = body.partition("_wildcards_")
-    return rule, wildcards.split("_") if wildcards else []
-
-
 def _jobs_since(before: set[int], workdir: Path) -> list[dict[str, str]]:
     """This run's jobs: new since `before` and started in our working directory (others may share the cluster)."""
-    jobs = [_record(j) for j in sorted(_job_ids() - before)]
+    jobs = [record(j) for j in sorted(_job_ids() - before)]
     return [j for j in jobs if Path(j["WorkDir"]).resolve() == workdir.resolve()]
 
 
@@ -88,8 +62,9 @@ def _study(tmp: Path, onnx: Path, photos: Path, labels: Path, delta: float) -> P
         "optimisations": {"default": {"passes": ["DecomposeOpsForInference"]}},
         "mutations": {"mb": {"operator": "store_subtract", "delta": delta}},
         "targets": {"x86_64": {"kind": "llvm"}},
-        # Both run x86 code (no GPU here); the device *name* routes `gpu` to the gpu partition.
-        "devices": {"cpu": {"target": "x86_64"}, "gpu": {"target": "x86_64"}},
+        # Both run x86 code (no real GPU here); the entries, not the names, say where they run.
+        "devices": {"host_cpu": {"target": "x86_64"},
+                    "accel": {"target": "x86_64", "partition": "a100", "gpus": 1, "runtime": 20}},
         "runner": {"warmup": 0, "repeats": 1},
     }
     path = tmp / "study.yaml"
@@ -97,59 +72,71 @@ def _study(tmp: Path, onnx: Path, photos: Path, labels: Path, delta: float) -> P
     return path
 
 
-def _snakemake(workdir: Path, configfile: Path, cache: Path) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-           "--profile", str(REPO / "profiles" / "gpu-cluster"), "--configfile", str(configfile),
+# The head job holds one of the node's two CPUs, so every job and group job gets the other one.
+ONE_CPU = ["--cores", "1", "--set-threads", "infer=1", "reference=1",
            # a test cannot wait the profile's 20 s before the first status check of every batch
-           "--slurm-init-seconds-before-status-checks", "3",
-           # the test cluster's one node has 2 CPUs; the profile asks 4 for timed jobs, as a real site would
-           "--set-threads", "infer=2", "reference=2"]
+           "--slurm-init-seconds-before-status-checks", "3"]
+
+
+def _submit_head(tmp: Path, workdir: Path, configfile: Path, profile: Path, cache: Path) -> dict[str, str]:
+    """`sbatch profiles/gpu-cluster/head.sbatch STUDY` as a user runs it, with this test's profile and
+    directories; waits for the head job and returns SLURM's record of it."""
+    log = tmp / "head.log"
+    env = {**os.environ, "SNAKEMAKE_OUTPUT_CACHE": str(cache), "DELTAMUT_PYTHON": sys.executable,
+           "DELTAMUT_PROFILE": str(profile)}
+    proc = run(["sbatch", "--parsable", "-o", str(log), "--chdir", str(REPO),
+                 str(REPO / "profiles" / "gpu-cluster" / "head.sbatch"), str(configfile), "-d", str(workdir),
+                 *ONE_CPU], timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    job = int(proc.stdout.strip().split(";")[0])
+    deadline = time.monotonic() + 1500
+    while (state := record(job)["JobState"]) not in FINISHED:
+        assert time.monotonic() < deadline, f"head job {job} still {state}"
+        time.sleep(2)
+    text = log.read_text()
+    assert state == "COMPLETED", text[-6000:]
+    assert f"deltamut head job {job}" in text and "steps (100%) done" in text, text[-3000:]
+    return record(job)
+
+
+def _snakemake(workdir: Path, configfile: Path, profile: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+           "--profile", str(profile), "--configfile", str(configfile), *ONE_CPU]
     env = {**os.environ, "SNAKEMAKE_OUTPUT_CACHE": str(cache)}
-    return _run(cmd, timeout=1500, env=env, cwd=workdir)
+    return run(cmd, timeout=1500, env=env, cwd=workdir)
 
 
-def test_profile_routes_jobs_and_reruns_only_the_edited_mutation(cluster, small_onnx, labelled_photos,
-                                                                 tmp_path: Path) -> None:
+def test_study_routes_batches_and_reruns_only_the_edited_mutation(cluster, small_onnx, labelled_photos,
+                                                                  tmp_path: Path) -> None:
     photos, labels = labelled_photos
     work, cache = tmp_path / "work", tmp_path / "cache"
     work.mkdir()
     cache.mkdir()
+    profile = site_profile(tmp_path, SITE_PARTITIONS[0])
     config = _study(tmp_path, small_onnx, photos, labels, delta=2.0**-10)
 
     t0 = time.monotonic()
     before = _job_ids()
-    first = _snakemake(work, config, cache)
-    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-6000:]
-    jobs = _jobs_since(before, work)
-    print(f"run 1: {len(jobs)} SLURM jobs in {time.monotonic() - t0:.0f} s")
+    head = _submit_head(tmp_path, work, config, profile, cache)
+    jobs = [j for j in _jobs_since(before, work) if j["JobId"] != head["JobId"]]
+    print(f"run 1 (head job {head['JobId']}): {len(jobs)} SLURM jobs in {time.monotonic() - t0:.0f} s")
 
-    seen: dict[tuple[str, str], dict[str, str]] = {}
-    for job in jobs:
+    names = [job_name(j) for j in jobs]
+    for job, name in zip(jobs, names, strict=True):
         assert job["JobState"] == "COMPLETED", job
-        rule, wc = _parse_comment(job["Comment"])
-        if rule == "infer":
-            device = wc[-1]  # infer's wildcards: model, opt, mutant, device
-            want = "gpu" if device == "gpu" else "cpu"
-            assert job["Partition"] == want, (device, job)
-            if device == "gpu":
-                # sbatch --gpus=1 (TresPerJob) and one fake GPU actually allocated (JOB_GRES)
-                assert job["TresPerJob"] == "gres:gpu:1", job
-                assert job["JOB_GRES"].startswith("gpu:fake:1"), job
-            else:
-                assert job.get("JOB_GRES", "(null)") == "(null)" and "gpu" not in job.get("TresPerJob", ""), job
-            seen[("infer", "_".join(wc[2:]))] = job
-        else:
-            # deploy builds on cpu (cross-compiling needs no ARM node, CUDA codegen no GPU), as does the rest
-            assert job["Partition"] == "cpu", job
-            assert job.get("JOB_GRES", "(null)") == "(null)", job
-            seen[(rule, "_".join(wc))] = job
-    for mutant in ("original", "mb"):
-        for device in ("cpu", "gpu"):
-            assert ("infer", f"{mutant}_{device}") in seen, sorted(seen)
-        assert ("deploy", f"tiny_default_{mutant}_x86_64") in seen, sorted(seen)
-    assert {"export", "compile", "compare", "summary"} <= {r for r, _ in seen}
+        if name == "infer-accel":
+            # the device entry's partition, sbatch --gpus=1 (TresPerJob) and one fake GPU really allocated
+            assert job["Partition"] == "a100" and job["TresPerJob"] == "gres:gpu:1", job
+            assert job["JOB_GRES"].startswith("gpu:fake:1"), job
+        else:  # host_cpu names no partition, and the other rules run on the site's default
+            assert job["Partition"] == SITE_PARTITIONS[0], job
+            assert job.get("JOB_GRES", "(null)") == "(null)" and "gpu" not in job.get("TresPerJob", ""), job
+    # Two infer jobs per device (original, mb), batched into one SLURM job per device; the deploys too.
+    assert sorted(n for n in names if n.startswith(("infer", "deploy", "mutate"))) == [
+        "deploy", "infer-accel", "infer-host_cpu", "mutate"], names
+    assert {"export", "compile", "compare", "summary"} <= set(names), names
     outputs = {(m, d): work / f"results/tiny/tvm/default/{m}/infer/{d}/outputs.npz"
-               for m in ("original", "mb") for d in ("cpu", "gpu")}
+               for m in ("original", "mb") for d in ("host_cpu", "accel")}
     assert all(p.is_file() for p in outputs.values())
     # export and compile went through the between-workflow cache
     assert (work / "results/tiny/tvm/default/graph.json").resolve().parent == cache.resolve()
@@ -159,20 +146,18 @@ def test_profile_routes_jobs_and_reruns_only_the_edited_mutation(cluster, small_
     config = _study(tmp_path, small_onnx, photos, labels, delta=2.0**-6)
     t1 = time.monotonic()
     before = _job_ids()
-    second = _snakemake(work, config, cache)
+    second = _snakemake(work, config, profile, cache)
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-6000:]
     rerun = _jobs_since(before, work)
     print(f"run 2: {len(rerun)} SLURM jobs in {time.monotonic() - t1:.0f} s")
 
-    submitted = {(_parse_comment(j["Comment"])[0], "_".join(_parse_comment(j["Comment"])[1])) for j in rerun}
-    variant_jobs = {s for s in submitted if s[0] in PER_VARIANT}
-    assert variant_jobs == {("mutate", "tiny_default_mb"), ("deploy", "tiny_default_mb_x86_64"),
-                            ("infer", "tiny_default_mb_cpu"), ("infer", "tiny_default_mb_gpu")}, submitted
-    assert not {r for r, _ in submitted} & UPSTREAM, submitted
-    assert {"compare", "summary"} <= {r for r, _ in submitted}, submitted
-    for job in rerun:
-        rule, wc = _parse_comment(job["Comment"])
-        assert job["Partition"] == ("gpu" if rule == "infer" and wc[-1] == "gpu" else "cpu"), job
+    submitted = [job_name(j) for j in rerun]
+    assert not set(submitted) & UPSTREAM, submitted
+    assert sorted(r for r in submitted if r.startswith(("infer", "deploy", "mutate"))) == [
+        "deploy", "infer-accel", "infer-host_cpu", "mutate"], submitted
+    assert {"compare", "summary"} <= set(submitted), submitted
     after = {k: p.stat().st_mtime_ns for k, p in outputs.items()}
-    assert {k for k in stamps if stamps[k] != after[k]} == {("mb", "cpu"), ("mb", "gpu")}
+    assert {k for k in stamps if stamps[k] != after[k]} == {("mb", "host_cpu"), ("mb", "accel")}
+    for job in rerun:
+        assert job["Partition"] == ("a100" if job_name(job) == "infer-accel" else SITE_PARTITIONS[0]), job
     print(f"whole test (without cluster start): {time.monotonic() - t0:.0f} s")

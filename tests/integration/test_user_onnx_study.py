@@ -1,9 +1,9 @@
 """A user's own ONNX classifiers through the whole study, from a study file that names only the models and the
-images: a dynamic `[n, 3, h, w]` input (from the legacy and the dynamo exporter), a reshape whose target is computed at run time (which TVM 0.27 cannot
-import as given), a non-square input, BGR channels in [0, 1], a channels-last input, and two classes with a
-names file and photos filed in folders named by class. The sections left out take the schema's defaults (three
-optimisations, the host CPU); every runtime's outputs on the study's own images must agree with PyTorch's for
-the same network."""
+images: a dynamic `[n, 3, h, w]` input (from the legacy and the dynamo exporter), a reshape whose target is
+computed at run time (which TVM 0.27 cannot import as given), a non-square input, BGR channels in [0, 1], a
+channels-last input, and two classes with a names file and photos filed in folders named by class. The
+sections left out take the schema's defaults (three optimisations, the host CPU); every runtime's outputs on
+the study's own images must agree with PyTorch's for the same network."""
 
 from __future__ import annotations
 
@@ -72,8 +72,9 @@ def _inputs(work: Path, model: str) -> tuple[np.ndarray, np.ndarray]:
         return z["x"], z["labels"]
 
 
-SHAPES = {"dynamic": (3, 3, SIZE, SIZE), "dynamo": (3, 3, SIZE, SIZE), "shape_subgraph": (3, 3, SIZE, SIZE), "wide": (3, 3, *WIDE),
-          "bgr_unit": (3, 3, SIZE, SIZE), "nhwc": (3, SIZE, SIZE, 3), "two_classes": (3, 3, SIZE, SIZE)}
+SHAPES = {"dynamic": (3, 3, SIZE, SIZE), "dynamo": (3, 3, SIZE, SIZE), "shape_subgraph": (3, 3, SIZE, SIZE),
+          "wide": (3, 3, *WIDE), "bgr_unit": (3, 3, SIZE, SIZE), "nhwc": (3, SIZE, SIZE, 3),
+          "two_classes": (3, 3, SIZE, SIZE)}
 
 
 @pytest.mark.slow
