@@ -347,20 +347,22 @@ def compare_model(model: str, variants: dict[str, dict[str, str]], pairs: list[d
 
 
 def _top_flips(per_image: pd.DataFrame, pair_table: pd.DataFrame) -> list[str]:
-    """Per pair, its most frequent top-1 change in the model's class names (`tabby → tiger cat ×3`): what a
-    mutant or a conversion does to the model's decisions, in words its users read."""
+    """Per pair, its most frequent top-1 change in the model's class names, from the baseline's class to the
+    variant's (`tabby → tiger cat ×3`: side b said tabby, side a tiger cat): what a mutant or a conversion does
+    to the model's decisions, in words its users read."""
     named = "class_a" in per_image.columns
     a_col, b_col = ("class_a", "class_b") if named else ("top1_a", "top1_b")
     flipped = per_image[~per_image["top1_agree"] & (per_image["status_a"] == OK) & (per_image["status_b"] == OK)]
     counts = flipped.groupby(["a", "b", a_col, b_col], sort=False).size().reset_index(name="n")
     counts = counts.sort_values("n", ascending=False, kind="stable").drop_duplicates(["a", "b"])
-    best = {(r.a, r.b): f"{r[a_col]} → {r[b_col]} ×{r.n}" for _, r in counts.iterrows()}
+    best = {(r.a, r.b): f"{r[b_col]} → {r[a_col]} ×{r.n}" for _, r in counts.iterrows()}
     return [best.get((a, b), "") for a, b in zip(pair_table["a"], pair_table["b"], strict=True)]
 
 
 def _named(per_image: pd.DataFrame, names: list[str] | None) -> pd.DataFrame:
     """The ground truth and both top-1 classes by the model's own names too, beside their ids, so a reader of
-    the table need not look ids up (empty where there is no class: unlabelled, or the side did not run)."""
+    the table need not look ids up (empty where there is no class: unlabelled, or the side did not run). The
+    columns are added to `per_image` itself (a study's table is large; it is not copied)."""
     if not names:
         return per_image
     table = np.asarray([*names, ""], dtype=object)

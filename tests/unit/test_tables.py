@@ -193,3 +193,19 @@ def test_a_mutant_across_devices_is_judged_beyond_the_originals_own_difference()
     table = device_discrepancy(per_pair, info).iloc[0]
     assert (table["mutants"], table["comparable"], table["diverging"]) == (2, 2, 1)
     assert table["mutants_diverging"] == "ub" and table["original_max_abs_err"] == pytest.approx(0.01)
+
+
+def test_tables_read_in_the_models_class_names_with_the_most_frequent_flip():
+    """Three images, classes cat/dog/fox: a mutant flips two cats to fox and one dog to cat."""
+    import pandas as pd
+
+    from deltamut.compare.tables import _named, _top_flips
+
+    b = outputs([[3, 2, 1], [3, 2, 1], [1, 3, 2]])
+    a = outputs([[1, 2, 3], [1, 2, 3], [3, 1, 2]])
+    rows, summary = compare_pair("m", "mutant", "a", "b", a, b, np.array([0, -1, 1]), COORDS, Thresholds())
+    assert _top_flips(rows, pd.DataFrame([summary])) == ["0 → 2 ×2"]  # no names: the class ids, original first
+    named = _named(rows, ["cat", "dog", "fox"])  # adds the name columns to the table it is given
+    assert named["label_name"].tolist() == ["cat", "", "dog"]
+    assert (named["class_a"].tolist(), named["class_b"].tolist()) == (["fox", "fox", "cat"], ["cat", "cat", "dog"])
+    assert _top_flips(named, pd.DataFrame([summary])) == ["cat → fox ×2"]
