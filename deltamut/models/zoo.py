@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from deltamut.data.preprocessing import PRESETS, TORCHVISION, Preprocessing
+from deltamut.data.preprocessing import TORCHVISION, Preprocessing, preset_named
 from deltamut.models import (
     alexnet,
     densenet,
@@ -111,15 +111,10 @@ def _preprocessing(spec: dict, name: str, default: Preprocessing) -> Preprocessi
     value = spec.get("preprocessing")
     if value is None:
         return default
-    if isinstance(value, str):
-        if value not in PRESETS:
-            raise ModelError(f"model {name!r}: unknown preprocessing {value!r}; known: "
-                             f"{', '.join(PRESETS)} or a mapping (docs/preprocessing.md)")
-        return PRESETS[value]
-    if not isinstance(value, dict):
+    if not isinstance(value, str | dict):
         raise ModelError(f"model {name!r}: preprocessing must be a preset's name or a mapping, got {value!r}")
     try:
-        return Preprocessing.from_dict(value, base=default)
+        return preset_named(value) if isinstance(value, str) else Preprocessing.from_dict(value, base=default)
     except (TypeError, ValueError) as exc:
         raise ModelError(f"model {name!r}: preprocessing: {exc}") from None
 

@@ -61,9 +61,14 @@ class Study:
     def target_of(self, device: str) -> str:
         return self.devices[device]["target"]
 
+    @cached_property
+    def _placements(self) -> dict[str, Placement]:
+        return {d: placement(spec, self.targets[spec["target"]]) for d, spec in self.devices.items()}
+
     def placement(self, device: str) -> Placement:
-        """Where the device's infer jobs run on a cluster (`deltamut.study.placement`)."""
-        return placement(self.devices[device], self.targets[self.target_of(device)])
+        """Where the device's infer jobs run on a cluster (`deltamut.study.placement`): worked out once per
+        device, since every infer job's resources and environment ask for it while the DAG is built."""
+        return self._placements[device]
 
     def device_settings(self, device: str) -> dict[str, Any]:
         """What an infer job needs of its device's entry, its placement left out."""
