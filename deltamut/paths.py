@@ -2,9 +2,11 @@
 them in, so a folder is renamed here and nowhere else.
 
 A template holds Snakemake wildcards (`{model}`, `{opt}`, `{mutant}`, `{target}`, `{device}`, ...); `fill`
-substitutes them. A model's conversions (`model@conversion`, `deltamut.study.ModelRef`) live in trees of their
-own under the same templates. Logs and benchmark records of a rule are `log(rule, *wildcards)` and
-`benchmark(rule, *wildcards)`.
+substitutes them. `{shard}` is empty in an unsharded study and `.shard<k>` for the k-th shard of a sharded one
+(`dataset.shard_size`, `deltamut.study.shards`): the files that hold one row per image (the preprocessed
+images, every result file) come one per shard, so an unsharded study keeps its plain names. A model's
+conversions (`model@conversion`, `deltamut.study.ModelRef`) live in trees of their own under the same templates.
+Logs and benchmark records of a rule are `log(rule, *wildcards)` and `benchmark(rule, *wildcards)`.
 """
 
 from __future__ import annotations
@@ -19,15 +21,15 @@ MODEL = f"{RESULTS}/{{model}}"
 PHOTOS = f"{RESOURCES}/photos"
 
 # data: the preprocessed images, and those of input-level mutants
-INPUTS = f"{MODEL}/{DATA_DIR}/inputs.npz"
-DATASET = f"{MODEL}/{DATA_DIR}/dataset.json"
-MUTANT_INPUTS = f"{MODEL}/{DATA_DIR}/{{mutant}}/inputs.npz"
-MUTANT_DATASET = f"{MODEL}/{DATA_DIR}/{{mutant}}/dataset.json"
+INPUTS = f"{MODEL}/{DATA_DIR}/inputs{{shard}}.npz"
+DATASET = f"{MODEL}/{DATA_DIR}/dataset{{shard}}.json"
+MUTANT_INPUTS = f"{MODEL}/{DATA_DIR}/{{mutant}}/inputs{{shard}}.npz"
+MUTANT_DATASET = f"{MODEL}/{DATA_DIR}/{{mutant}}/dataset{{shard}}.json"
 
 # export and the frameworks' reference outputs
 ONNX = f"{MODEL}/{EXPORT_DIR}/model.onnx"
 PROGRAM = f"{MODEL}/{EXPORT_DIR}/program.pt2"
-REFERENCE = f"{MODEL}/{REFERENCE_DIR}/{{framework}}.npz"
+REFERENCE = f"{MODEL}/{REFERENCE_DIR}/{{framework}}{{shard}}.npz"
 
 # TVM: the imported graph, each optimisation's graph, each mutant's lowered module, library and outputs
 IMPORTED = f"{MODEL}/{TVM_DIR}/imported.json"
@@ -42,7 +44,7 @@ DIFF = f"{MUTANT}/diff.txt"
 MANIFEST = f"{MUTANT}/manifest.json"
 LIB = f"{MUTANT}/deploy/{{target}}/lib.so"
 DEPLOY = f"{MUTANT}/deploy/{{target}}/deploy.json"
-OUTPUTS = f"{MUTANT}/infer/{{device}}/outputs.npz"
+OUTPUTS = f"{MUTANT}/infer/{{device}}/outputs{{shard}}.npz"
 
 # compare and report: one model's tables (CSV and Parquet) and figures; the study's across models
 TABLE = f"{MODEL}/{COMPARE_DIR}/{{table}}.{{ext}}"
@@ -60,8 +62,9 @@ BENCHMARKS = f"{RESULTS}/benchmarks"
 
 
 def fill(template: str, **values: object) -> str:
-    """`template` with its wildcards replaced; a missing value is a KeyError naming it."""
-    return template.format(**values)
+    """`template` with its wildcards replaced; a missing value is a KeyError naming it, but for `shard`, which
+    is the unsharded file's (empty) unless given."""
+    return template.format(**{"shard": "", **values})
 
 
 def table(name: str, ext: str, model: str | None = None) -> str:
@@ -72,15 +75,17 @@ def table(name: str, ext: str, model: str | None = None) -> str:
     return TABLE.replace("{model}", model).replace("{table}", name).replace("{ext}", ext)
 
 
-def _record(root: str, rule: str, wildcards: tuple[str, ...], ext: str) -> str:
-    return f"{root}/{rule}" + "".join(f"/{{{w}}}" for w in wildcards) + ext if wildcards else f"{root}/{rule}{ext}"
+def _record(root: str, rule: str, wildcards: tuple[str, ...], ext: str, shard: bool) -> str:
+    stem = f"{root}/{rule}" + "".join(f"/{{{w}}}" for w in wildcards)
+    return stem + ("{shard}" if shard else "") + ext
 
 
-def log(rule: str, *wildcards: str) -> str:
-    """The log of a rule's job, one folder per wildcard: `log("compile", "model", "opt")`."""
-    return _record(LOGS, rule, wildcards, ".log")
+def log(rule: str, *wildcards: str, shard: bool = False) -> str:
+    """The log of a rule's job, one folder per wildcard: `log("compile", "model", "opt")`; a per-shard job's
+    (`shard=True`) ends in its shard's suffix, as its outputs do."""
+    return _record(LOGS, rule, wildcards, ".log", shard)
 
 
-def benchmark(rule: str, *wildcards: str) -> str:
+def benchmark(rule: str, *wildcards: str, shard: bool = False) -> str:
     """The `benchmark:` record of a rule's job (wall time, memory), laid out like its log."""
-    return _record(BENCHMARKS, rule, wildcards, ".tsv")
+    return _record(BENCHMARKS, rule, wildcards, ".tsv", shard)

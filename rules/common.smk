@@ -10,6 +10,7 @@ from deltamut.cache import evict_failures
 from deltamut.compiler.optconfig import codegen_slice, graph_slice, lowering_slice
 from deltamut.config import load_study
 from deltamut.study import ORIGINAL, ModelRef
+from deltamut.study.shards import WILDCARD as SHARD_WILDCARD
 
 STUDY = load_study(config, base=workflow.basedir)
 STUDY.site_source = lambda model, opt, entry: sweep_census(model, opt, entry)  # noqa: F821 (defined below)
@@ -43,6 +44,8 @@ wildcard_constraints:
     device=r"[A-Za-z0-9_.-]+",
     entry=r"[A-Za-z0-9_.-]+",
     framework=r"torch|onnxruntime|torch64",
+    # empty, or the shard a per-image file belongs to (deltamut.study.shards)
+    shard=SHARD_WILDCARD,
 
 
 def photos_input(wildcards):
@@ -113,7 +116,7 @@ def deploy_inputs(wildcards):
              "target": STUDY.target_of(wildcards.device)}
     return {"lib": paths.fill(paths.LIB, **where), "info": paths.fill(paths.DEPLOY, **where),
             "inputs": STUDY.inputs_path(wildcards.model, wildcards.mutant if STUDY.is_input_mutant(wildcards.mutant)
-                                        else ORIGINAL)}
+                                        else ORIGINAL, wildcards.shard)}
 
 
 def mutant_twins(wildcards):
@@ -138,13 +141,13 @@ def software_versions(stage):
 
 def export_inputs(wildcards):
     """An ONNX-file model's file is an input, so replacing it reruns (and re-caches) its export, and so are the
-    study's images, on which the prepared file is checked against it. A missing file is left to the export
-    job, which fails alone naming it instead of stopping the whole study."""
+    study's images (its first shard's), on which the prepared file is checked against it. A missing file is
+    left to the export job, which fails alone naming it instead of stopping the whole study."""
     spec = STUDY.model_spec(wildcards.model)
     if spec.get("source") != "onnx":
         return {}
     found = {"source": spec["path"]} if os.path.exists(spec["path"]) else {}
-    return {**found, "inputs": STUDY.inputs_path(wildcards.model)}
+    return {**found, "inputs": STUDY.inputs_path(wildcards.model, shard=STUDY.shards[0])}
 
 
 def plot_output(name, figure):
@@ -158,14 +161,15 @@ def plot_output(name, figure):
 
 
 def throughput_inputs(wildcards):
-    """The images, and what a throughput variant runs at batch 1 and at batch B: nothing for PyTorch (one
-    module runs any batch), the ONNX files for ONNX Runtime, the libraries for a TVM optimisation."""
+    """The images (the first shard's), and what a throughput variant runs at batch 1 and at batch B: nothing
+    for PyTorch (one module runs any batch), the ONNX files for ONNX Runtime, the libraries for a TVM
+    optimisation."""
     from deltamut.runner.throughput import parse_variant
 
     framework, opt = parse_variant(wildcards.variant)
     model = ModelRef.parse(wildcards.model)
     batched = str(model.batched(STUDY.throughput_batch))
-    inputs = {"inputs": STUDY.inputs_path(wildcards.model)}
+    inputs = {"inputs": STUDY.inputs_path(wildcards.model, shard=STUDY.shards[0])}
     if framework == "onnxruntime":
         inputs.update(onnx=paths.fill(paths.ONNX, model=str(model)), onnx_batched=paths.fill(paths.ONNX, model=batched))
     elif framework == "tvm":

@@ -4,7 +4,7 @@ rule compare:
         manifests=lambda wc: STUDY.model_manifests(wc.model),
         indexes=lambda wc: list(STUDY.model_indexes(wc.model).values()),
         sweeps=lambda wc: STUDY.sweep_paths(wc.model),
-        inputs=paths.INPUTS,
+        inputs=lambda wc: STUDY.inputs_paths(wc.model),
     output:
         per_image_csv=paths.table("per_image", "csv", "{model}"),
         per_image_parquet=paths.table("per_image", "parquet", "{model}"),
@@ -44,6 +44,8 @@ rule compare:
         thresholds={k: v for k, v in config["compare"].items() if k not in ("reference", "float64_reference", "pairs")},
     log:
         paths.log("compare", "model"),
+    benchmark:
+        paths.benchmark("compare", "model")
     conda:
         "../envs/cpu.yaml"
     script:

@@ -20,8 +20,11 @@ rule dataset:
         images=dataset_images(),
         labels=dataset_labels(),
         limit=config["dataset"]["limit"],
+        window=lambda wc: STUDY.shard_window(wc.shard),
     log:
-        paths.log("dataset", "model"),
+        paths.log("dataset", "model", shard=True),
+    benchmark:
+        paths.benchmark("dataset", "model", shard=True)
     conda:
         "../envs/cpu.yaml"
     script:
@@ -40,8 +43,11 @@ rule input_mutant:
         images=dataset_images(),
         labels=dataset_labels(),
         limit=config["dataset"]["limit"],
+        window=lambda wc: STUDY.shard_window(wc.shard),
     log:
-        paths.log("input_mutant", "model", "mutant"),
+        paths.log("input_mutant", "model", "mutant", shard=True),
+    benchmark:
+        paths.benchmark("input_mutant", "model", "mutant", shard=True)
     conda:
         "../envs/cpu.yaml"
     script:

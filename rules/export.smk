@@ -38,7 +38,7 @@ rule export_program:
 rule reference:
     input:
         onnx=paths.ONNX,
-        inputs=lambda wc: STUDY.inputs_path(wc.model),
+        inputs=lambda wc: STUDY.inputs_path(wc.model, shard=wc.shard),
     output:
         outputs=paths.REFERENCE,
     params:
@@ -46,9 +46,9 @@ rule reference:
         runner=RUNNER,
     threads: RUN_THREADS
     log:
-        paths.log("reference", "model", "framework"),
+        paths.log("reference", "model", "framework", shard=True),
     benchmark:
-        paths.benchmark("reference", "model", "framework")
+        paths.benchmark("reference", "model", "framework", shard=True)
     conda:
         "../envs/cpu.yaml"
     script:

@@ -19,9 +19,9 @@ rule infer:
     group:
         "infer-{device}"
     log:
-        paths.log("infer", "model", "opt", "mutant", "device"),
+        paths.log("infer", "model", "opt", "mutant", "device", shard=True),
     benchmark:
-        paths.benchmark("infer", "model", "opt", "mutant", "device")
+        paths.benchmark("infer", "model", "opt", "mutant", "device", shard=True)
     conda:
         device_env
     script:

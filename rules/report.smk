@@ -6,7 +6,7 @@ rule plots:
         per_image=paths.table("per_image", "parquet", "{model}"),
         per_pair=paths.table("per_pair", "parquet", "{model}"),
         kill_matrix=paths.table("kill_matrix", "parquet", "{model}"),
-        dataset=paths.DATASET,
+        dataset=lambda wc: STUDY.inputs_paths(wc.model, paths.DATASET),
         outputs=lambda wc: STUDY.model_outputs(wc.model),
     output:
         heatmap=plot_output("heatmap", "top-1 disagreement heatmap"),

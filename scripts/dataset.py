@@ -6,4 +6,5 @@ from deltamut.joblog import job_log
 sm = snakemake  # noqa: F821
 with job_log(sm.log[0]):
     dataset_stage(outputs=dict(sm.output.items()), model=sm.wildcards.model, model_spec=sm.params.model,
-                  images=sm.params.images, labels=sm.params.labels, limit=sm.params.limit)
+                  images=sm.params.images, labels=sm.params.labels, limit=sm.params.limit,
+                  window=sm.params.window)

@@ -7,6 +7,7 @@ made it; the thresholds used are stored with the tables so a saved comparison ca
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -301,14 +302,23 @@ def _cross_noise(a: Outputs, b: Outputs) -> np.ndarray:
     return np.where(ok & np.isfinite(diff), diff, 0.0)
 
 
+def _labels(inputs: str | Path | Sequence[str | Path]) -> tuple[np.ndarray, list[str] | None]:
+    """The images' labels and the model's class names, from the preprocessed images (each shard's, in order)."""
+    files = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    labels, names = [], None
+    for f in files:
+        with np.load(f) as z:
+            labels.append(z["labels"].astype(np.int64))
+            names = names if names is not None else (z["classes"].tolist() if "classes" in z.files else None)
+    return np.concatenate(labels), names
+
+
 def compare_model(model: str, variants: dict[str, dict[str, str]], pairs: list[dict[str, Any]],
-                  inputs: str | Path, thresholds: dict[str, Any] | None) -> ModelComparison:
+                  inputs: str | Path | Sequence[str | Path], thresholds: dict[str, Any] | None) -> ModelComparison:
     """All pairs of one model; each result file is read once. A pair may name a `noise` pair of variants whose
     per-image difference widens its tolerance (a mutant across devices: the original across the same ones)."""
     t = Thresholds.from_dict(thresholds)
-    with np.load(inputs) as z:
-        labels = z["labels"].astype(np.int64)
-        names = z["classes"].tolist() if "classes" in z.files else None
+    labels, names = _labels(inputs)
     cache: dict[str, Outputs] = {}
 
     def get(v: str) -> Outputs:

@@ -39,7 +39,7 @@ class Dataset:
 
 
 def load_dataset(images: Path, labels: Path | None = None, limit: int | None = None,
-                 names: list[str] | None = None) -> Dataset:
+                 names: list[str] | None = None, window: tuple[int, int] | None = None) -> Dataset:
     """Collect the readable images below `images` (recursively, sorted) and attach their labels.
 
     `names` are the model's classes (ImageNet-1k's when None). Labels come from `labels` when given (CSV,
@@ -48,15 +48,23 @@ def load_dataset(images: Path, labels: Path | None = None, limit: int | None = N
     ids (`n01440764/...`) and official validation file names; -1 where none applies. `limit` keeps the
     first readable images.
     Unreadable files are listed in `skipped` rather than stopping a long study.
+
+    `window` = (start, stop) keeps one shard: the files at those positions of the sorted listing (labels are
+    still lined up over the whole listing). A shard's job cannot know how many files before it are readable, so
+    there `limit` counts files, not readable images, and a shard may come out empty.
     """
     root = Path(images)
     if not root.is_dir():
         raise ValueError(f"image folder {root} does not exist or is not a folder")
-    files = _candidates(root)
+    files = candidates(root)
     rel = [p.relative_to(root).as_posix() for p in files]
     image_rel = [r for r in rel if Path(r).suffix.lower() in IMAGE_SUFFIXES]
     known = label_files.read_labels(Path(labels), image_rel, names) if labels is not None \
         else _implicit_labels(rel, names)
+    if window is not None:
+        start, stop = window
+        stop = stop if limit is None else min(stop, limit)
+        files, rel, limit = files[start:stop], rel[start:stop], None
 
     ids, paths, classes, skipped = [], [], [], []
     for path, r in zip(files, rel, strict=True):
@@ -69,13 +77,14 @@ def load_dataset(images: Path, labels: Path | None = None, limit: int | None = N
         ids.append(r)
         paths.append(path)
         classes.append(known.get(r, -1))
-    if not ids:
+    if not ids and window is None:
         raise ValueError(f"image folder {root} holds no readable image")
     return Dataset(ids=ids, paths=paths, labels=np.asarray(classes, dtype=np.int64), skipped=skipped)
 
 
-def _candidates(root: Path) -> list[Path]:
-    """Every regular file below `root` except hidden ones, in sorted relative-path order."""
+def candidates(root: Path) -> list[Path]:
+    """Every regular file below `root` except hidden ones, in sorted relative-path order: the positions that
+    shards cut (`deltamut.study.shards`)."""
     found = []
     for p in root.rglob("*"):
         rel = p.relative_to(root)

@@ -7,6 +7,7 @@ metrics or thresholds. `meta` carries provenance: versions, target, device, host
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,52 @@ def _rerun_status_from_meta(meta: dict[str, Any], status: np.ndarray) -> np.ndar
     return out
 
 
-def load_outputs(path: str | Path) -> Outputs:
+def load_outputs(path: str | Path | Sequence[str | Path]) -> Outputs:
+    """A result file, or a sharded study's shards of one result (`deltamut.study.shards`) read as one."""
+    if not isinstance(path, (str, Path)):
+        return concat_outputs([_load_one(p) for p in path])
+    return _load_one(path)
+
+
+def concat_outputs(parts: Sequence[Outputs]) -> Outputs:
+    """The shards of one variant's result in image order, as the unsharded run would have written it.
+
+    A shard that failed as a whole (its library never built, say) has no logits (width 0): its rows are NaN
+    at the other shards' width, as a failed image's are. Latency columns are padded with NaN to the most
+    repeats any shard measured. `meta` is the first shard's, with each shard's own under `shards` (shards of
+    one variant may run on different nodes) and the first failed stage of any shard as the variant's.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    width = max(p.logits.shape[1] for p in parts)
+    repeats = max(p.latency_ms.shape[1] for p in parts)
+    reruns = max(p.rerun_status.shape[1] for p in parts)
+
+    def pad(a: np.ndarray, cols: int, fill: Any) -> np.ndarray:
+        a = np.asarray(a)
+        if a.shape[1] == cols:
+            return a
+        out = np.full((a.shape[0], cols), fill, dtype=a.dtype if fill != "" else object)
+        out[:, :a.shape[1]] = a
+        return out
+
+    meta = dict(parts[0].meta)
+    meta["shards"] = [p.meta for p in parts]
+    meta["failed_stage"] = next((p.meta.get("failed_stage") for p in parts if p.meta.get("failed_stage")), "")
+    return Outputs(
+        ids=np.concatenate([np.asarray(p.ids).astype(str) for p in parts]),
+        logits=np.concatenate([pad(p.logits, width, np.nan) for p in parts]).astype(np.float32),
+        latency_ms=np.concatenate([pad(p.latency_ms, repeats, np.nan) for p in parts]),
+        status=np.concatenate([np.asarray(p.status).astype(str) for p in parts]),
+        error=np.concatenate([np.asarray(p.error).astype(str) for p in parts]),
+        meta=meta,
+        repeat_spread=np.concatenate([np.asarray(p.repeat_spread, np.float64) for p in parts]),
+        rerun_spread=np.concatenate([np.asarray(p.rerun_spread, np.float64) for p in parts]),
+        rerun_status=np.concatenate([pad(np.asarray(p.rerun_status).astype(object), reruns, "") for p in parts]),
+    )
+
+
+def _load_one(path: str | Path) -> Outputs:
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
         # Files written before reruns existed lack the spread: no rerun was compared. Older files marked runs that

@@ -22,6 +22,7 @@ from deltamut.mutations.sweep import site_mutant, split_site_mutant
 from deltamut.study.catalog import Catalog, StudyError
 from deltamut.study.placement import Placement, placement, runtime_settings
 from deltamut.study.refs import FLOAT64, ORIGINAL, PRIMARY, ModelRef, framework_id, variant_id
+from deltamut.study.shards import Shard, plan_shards
 
 
 @dataclass
@@ -259,12 +260,39 @@ class Study:
         return {"sweep": entry, "site": k, "depth": depth}
 
     # --- files ----------------------------------------------------------------------------------
+    @cached_property
+    def _shards(self) -> dict[str, Shard]:
+        return {s.suffix: s for s in plan_shards(self.config["dataset"])}
+
+    @property
+    def shards(self) -> list[str]:
+        """The `{shard}` wildcard of every shard of the dataset, in image order (one empty one unsharded)."""
+        return list(self._shards)
+
+    @property
+    def sharded(self) -> bool:
+        return bool(self.config["dataset"].get("shard_size"))
+
+    def shard_window(self, shard: str) -> dict[str, int] | None:
+        """The file positions one dataset job reads (`deltamut.study.shards`); None: all of them."""
+        return self._shards[shard].window() if self.sharded else None
+
     @staticmethod
-    def inputs_path(model: str, mutant: str = ORIGINAL) -> str:
-        """The images a model runs (a conversion or a batched build runs its model's)."""
+    def inputs_path(model: str, mutant: str = ORIGINAL, shard: str = "") -> str:
+        """The images a model runs (a conversion or a batched build runs its model's), or one shard of them."""
         base = ModelRef.parse(model).base
-        return paths.fill(paths.INPUTS, model=base) if mutant == ORIGINAL else \
-            paths.fill(paths.MUTANT_INPUTS, model=base, mutant=mutant)
+        return paths.fill(paths.INPUTS, model=base, shard=shard) if mutant == ORIGINAL else \
+            paths.fill(paths.MUTANT_INPUTS, model=base, mutant=mutant, shard=shard)
+
+    def inputs_paths(self, model: str, template: str = paths.INPUTS) -> list[str]:
+        """Every shard's file of a model's images (`template`: its preprocessed images, or their manifest)."""
+        return [paths.fill(template, model=ModelRef.parse(model).base, shard=s) for s in self.shards]
+
+    def result_path(self, template: str, **where: str) -> str | list[str]:
+        """A variant's result file, or, in a sharded study, its shards' files in image order: what
+        `runner.outputs.load_outputs` reads as one."""
+        files = [paths.fill(template, **where, shard=s) for s in self.shards]
+        return files if self.sharded else files[0]
 
     def artifact(self, template: str, model: str, opt: str, mutant: str = ORIGINAL, **more: str) -> str:
         """A file of a mutant's chain (module, IR, manifest, library...) under the optimisation whose artifact
@@ -286,7 +314,7 @@ class Study:
         name = str(model)
         return {"framework": "tvm", "conversion": model.conversion, "opt": opt, "mutant": mutant, "device": dev,
                 "target": self.target_of(dev),
-                "path": paths.fill(paths.OUTPUTS, model=name, opt=opt, mutant=mutant, device=dev),
+                "path": self.result_path(paths.OUTPUTS, model=name, opt=opt, mutant=mutant, device=dev),
                 "manifest": self.artifact(paths.MANIFEST, name, opt, mutant),
                 **self.catalog.info(mutant), **(self.site_of(name, opt, mutant) if mutant != ORIGINAL else {})}
 
@@ -294,10 +322,11 @@ class Study:
         """Variant id -> its coordinates and result file, for every result of a model (`expand=False`: but
         the mutants of sweeps, known only once their census ran)."""
         out = {fw: {"framework": fw, "conversion": "" if fw == "torch" else PRIMARY,
-                    "path": paths.fill(paths.REFERENCE, model=model, framework=fw)} for fw in self.frameworks(model)}
+                    "path": self.result_path(paths.REFERENCE, model=model, framework=fw)}
+               for fw in self.frameworks(model)}
         if self.float64_reference(model):
             out[FLOAT64] = {"framework": FLOAT64, "conversion": "",
-                            "path": paths.fill(paths.REFERENCE, model=model, framework=FLOAT64)}
+                            "path": self.result_path(paths.REFERENCE, model=model, framework=FLOAT64)}
         ref = ModelRef.parse(model)
         for opt, mutant, dev in self.tvm_variants(model, expand):
             out[variant_id(opt, mutant, dev)] = self._tvm_variant(ref, opt, mutant, dev)
@@ -305,7 +334,7 @@ class Study:
             if opt is None:
                 out[framework_id("onnxruntime", converted.conversion)] = {
                     "framework": "onnxruntime", "conversion": converted.conversion,
-                    "path": paths.fill(paths.REFERENCE, model=str(converted), framework="onnxruntime")}
+                    "path": self.result_path(paths.REFERENCE, model=str(converted), framework="onnxruntime")}
             else:
                 out.update({variant_id(opt, ORIGINAL, dev, converted.conversion):
                             self._tvm_variant(converted, opt, ORIGINAL, dev) for dev in self.devices})
@@ -373,7 +402,9 @@ class Study:
 
     # --- what the rules ask for ------------------------------------------------------------------
     def model_outputs(self, model: str, expand: bool = True) -> list[str]:
-        return [v["path"] for v in self.variants(model, expand).values()]
+        """Every result file of a model, each shard's one by one."""
+        found = [v["path"] for v in self.variants(model, expand).values()]
+        return [f for p in found for f in ([p] if isinstance(p, str) else p)]
 
     def model_manifests(self, model: str) -> list[str]:
         return sorted({v["manifest"] for v in self.variants(model).values() if "manifest" in v})

@@ -5,7 +5,9 @@ DELTAMUT_SLURM_NODES=2); the site's partitions differ from the profile's default
 `a100` on both nodes, `arm64` on node2 only. The study's devices say where they run. From SLURM's own records
 the test proves that jobs ran on both nodes and on the partitions their devices ask for, with a GPU for the
 GPU device; then it kills node1 (its slurmd and everything running in its namespace) while node1 runs a job,
-and the study still completes on node2 with every result present, nothing that was done recomputed.
+and the study still completes on node2 with every result present, nothing that was done recomputed. The
+dataset is cut into two shards (`dataset.shard_size`), so each variant's inference is two jobs that may land
+on different nodes, and the infer jobs of a device are batched four to a SLURM job (the profile's grouping).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -28,6 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 NODES = ("node1", "node2")
 PARTITIONS = "batch a100 arm64=node2"
 MUTANTS = {"ma": 2.0**-8, "mb": 2.0**-6, "mc": 2.0**-4}
+SHARD_SIZE = 2  # three photos: shards of 2 and 1
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +44,7 @@ def cluster():
 def _study(tmp: Path, onnx: Path, photos: Path, labels: Path) -> Path:
     config = {
         "models": {"tiny": {"source": "onnx", "path": str(onnx), "input_size": 16, "mutants": sorted(MUTANTS)}},
-        "dataset": {"images": str(photos), "labels": str(labels), "limit": 3},
+        "dataset": {"images": str(photos), "labels": str(labels), "limit": 3, "shard_size": SHARD_SIZE},
         "frameworks": ["onnxruntime"],
         "optimisations": {"default": {"passes": ["DecomposeOpsForInference"]}},
         "mutations": {m: {"operator": "store_subtract", "delta": d} for m, d in MUTANTS.items()},
@@ -61,7 +65,7 @@ def _kill_node1_when_busy(workdir: Path, done: dict, stop: threading.Event) -> N
     while not stop.is_set():
         jobs = records_in(workdir)
         running = [j for j in jobs if j["JobState"] == "RUNNING" and j.get("BatchHost") == "node1"]
-        if running and any(workdir.glob("results/tiny/tvm/**/outputs.npz")):
+        if running and any(workdir.glob("results/tiny/tvm/**/outputs*.npz")):
             pids = run(["ip", "netns", "pids", "dm-node1"]).stdout.split()
             run(["kill", "-KILL", *pids])
             done["at"] = time.monotonic()
@@ -106,9 +110,11 @@ def test_a_study_spreads_over_two_nodes_and_survives_losing_one(cluster, small_o
           f"{len(done['files'])} result files done by then")
 
     # Every result is there: the study completed without node1.
-    outputs = {p: p.stat().st_mtime_ns for p in work.glob("results/**/outputs.npz")}
-    assert set(outputs) == {work / f"results/tiny/tvm/default/{m}/infer/{d}/outputs.npz"
-                            for m in ("original", *MUTANTS) for d in ("host_cpu", "accel", "edge")}
+    outputs = {p: p.stat().st_mtime_ns for p in work.glob("results/**/outputs*.npz")}
+    assert set(outputs) == {work / f"results/tiny/tvm/default/{m}/infer/{d}/outputs.shard{k}.npz"
+                            for m in ("original", *MUTANTS) for d in ("host_cpu", "accel", "edge") for k in (0, 1)}
+    per_image = pd.read_parquet(work / "results/tiny/compare/per_image.parquet")
+    assert (per_image.groupby("a").size() == 3).all()  # compare read both shards of every variant
     assert (work / "results/tiny/compare/summary.md").is_file() and (work / "results/summary.md").is_file()
     # Nothing that was done when node1 died was computed again.
     assert len(done["files"]) >= 5 and all(p.stat().st_mtime_ns == stamp for p, stamp in done["files"].items())
@@ -129,6 +135,6 @@ def test_a_study_spreads_over_two_nodes_and_survives_losing_one(cluster, small_o
             assert job["Partition"] == "arm64" and job["BatchHost"] == "node2", job
         else:
             assert job["Partition"] == "batch" and "gpu" not in job.get("TresPerJob", ""), job
-    # Four infer jobs per device, batched into one SLURM job per device (more only where node1's loss cost one).
+    # Eight infer jobs per device (4 variants x 2 shards), batched four to a SLURM job: two per device.
     infer_jobs = [job_name(j) for j in jobs if job_name(j).startswith("infer-") and j["JobState"] == "COMPLETED"]
-    assert sorted(infer_jobs) == ["infer-accel", "infer-edge", "infer-host_cpu"], infer_jobs
+    assert sorted(infer_jobs) == ["infer-accel"] * 2 + ["infer-edge"] * 2 + ["infer-host_cpu"] * 2, infer_jobs

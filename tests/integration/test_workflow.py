@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -151,6 +152,40 @@ def test_kill_matrix_and_equivalent_mutant(finished):
     assert matrix.loc["twin_of_mnn11", "duplicate_of"] == "mnn11_relu_to_sigmoid"
     diff = (finished / "results/tiny/tvm/default/mnn11_relu_to_sigmoid/diff.txt").read_text()
     assert "sigmoid" in diff and diff.startswith("--- original/ir.txt")
+
+
+# The per-image columns that are timings: measured anew by every run, sharded or not.
+TIMED = {"latency_a_ms", "latency_b_ms"}
+
+
+def test_sharded_study_gives_the_unsharded_tables(finished, tmp_path):
+    """dataset.shard_size 2 on the 3 photos: two shards (2 + 1 images) per dataset, reference and infer job,
+    and compare reads them back into the unsharded study's tables. Nothing else reruns: export, compile,
+    mutate and deploy do not depend on how the images are cut."""
+    sharded = tmp_path / "sharded"
+    shutil.copytree(finished, sharded, symlinks=True)
+    config = yaml.safe_load((sharded / "study.yaml").read_text())
+    config["dataset"]["shard_size"] = 2
+    (sharded / "study.yaml").write_text(yaml.safe_dump(config))
+    plan = snakemake(sharded, "-n")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    jobs = planned_jobs(plan.stdout)
+    assert set(jobs) == {"dataset", "reference", "infer", "compare", "plots", "summary", "all"}
+    assert jobs["dataset"] == 2 and jobs["infer"] % 2 == 0
+    run = snakemake(sharded)
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert sorted(p.name for p in (sharded / "results/tiny/data").glob("inputs*.npz")) == \
+        ["inputs.npz", "inputs.shard0.npz", "inputs.shard1.npz"]  # the unsharded file is the copy's, left alone
+    for table in ("per_image", "per_pair", "kill_matrix", "mutation_scores"):
+        whole = pd.read_parquet(finished / f"results/tiny/compare/{table}.parquet")
+        cut = pd.read_parquet(sharded / f"results/tiny/compare/{table}.parquet")
+        timed = [c for c in whole.columns if c in TIMED or "latency" in c]
+        pd.testing.assert_frame_equal(cut.drop(columns=timed), whole.drop(columns=timed))
+    shards = load_outputs([sharded / f"results/tiny/tvm/default/original/infer/cpu/outputs.shard{k}.npz"
+                           for k in (0, 1)])
+    whole = load_outputs(finished / "results/tiny/tvm/default/original/infer/cpu/outputs.npz")
+    np.testing.assert_array_equal(shards.ids, whole.ids)
+    np.testing.assert_array_equal(shards.logits, whole.logits)
 
 
 def test_editing_one_mutation_reruns_only_its_jobs(finished, labelled_photos):
