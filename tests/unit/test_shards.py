@@ -115,6 +115,12 @@ def test_a_shard_that_failed_whole_pads_with_nan_and_names_its_stage():
     assert out.status.tolist() == ["ok", "ok", "crash", "crash"] and out.meta["failed_stage"] == "deploy"
 
 
+def test_an_empty_shard_adds_no_rows():
+    """A shard past the photos this machine gathered (the default photos are cut by their catalogue) is empty."""
+    out = concat_outputs([_outputs(["a", "b"], 4), _outputs([], 4)])
+    assert out.ids.tolist() == ["a", "b"] and out.logits.shape == (2, 4) and out.rerun_status.shape == (2, 1)
+
+
 def test_the_shards_manifests_read_as_the_datasets(tmp_path):
     for k, ids in enumerate([["a", "b"], ["c"]]):
         write_json(tmp_path / f"d{k}.json", {"ids": ids, "paths": [f"/p/{i}" for i in ids], "count": len(ids),
