@@ -210,6 +210,10 @@ class _Pass:
                    attempted=np.zeros(n, dtype=bool))
 
 
+def _remote(backend: dict[str, Any]) -> bool:
+    return bool(backend.get("rpc") or backend.get("tracker"))
+
+
 def _write_job(backend: dict[str, Any], inputs: str | Path, settings: RunSettings, scratch: Path,
                indices: list[int] | None) -> Path:
     scratch.mkdir(parents=True, exist_ok=True)
@@ -233,7 +237,10 @@ def _run_pass(backend: dict[str, Any], inputs: str | Path, n: int, settings: Run
         ev = worker.next_event(settings.open_timeout_s)
         if ev is None or ev["event"] != "ready":
             worker.kill()
-            transient = bool(ev and ev.get("transient"))
+            # A remote board whose session hangs while opening (seen with the emulated board: it accepted the
+            # connection and then never answered) is the board's state, not the library's: retried like an
+            # unreachable one. A local backend that hangs while loading the library would hang again.
+            transient = bool(ev and ev.get("transient")) or (ev is None and _remote(backend))
             if ev is None:
                 why, st = f"backend did not open within {settings.open_timeout_s:g} s", Status.TIMEOUT
             elif ev["event"] == "exit":
@@ -271,7 +278,7 @@ def _start_held(backend: dict[str, Any], inputs: str | Path, settings: RunSettin
     Remote backends get no early workers: a board's RPC server serves one session at a time, so a held
     rerun session would wait on the main one and the main one on it.
     """
-    if settings.reruns < 2 or backend.get("rpc") or backend.get("tracker"):
+    if settings.reruns < 2 or _remote(backend):
         return [None] * settings.reruns
     workers = []
     for k in range(settings.reruns):

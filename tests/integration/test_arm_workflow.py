@@ -94,8 +94,10 @@ def test_pretrained_model_agrees_on_x86_and_arm_board(rootfs: Path, labelled_pho
         "devices": {"cpu": {"target": "x86_64"},
                     "arm": {"target": "aarch64", "rpc": {"host": "127.0.0.1", "port": port},
                             "connect_timeout_s": 30, "session_timeout_s": 1800}},
-        # one timed run per image: qemu makes every run of the board seconds long
-        "runner": {"warmup": 0, "repeats": 1, "open_timeout_s": 600, "image_timeout_s": 600},
+        # one timed run per image: qemu makes every run of the board seconds long. Opening takes ~6 s (connect,
+        # upload, load); an open that hangs (the emulated board's session once never answered) is retried
+        # after 180 s instead of costing the study 10 minutes and the variant its result.
+        "runner": {"warmup": 0, "repeats": 1, "open_timeout_s": 180, "image_timeout_s": 600},
     }
     started = _board("start", port, state, "--root", str(rootfs))
     assert started.returncode == 0, started.stdout + started.stderr

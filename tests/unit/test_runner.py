@@ -146,6 +146,24 @@ def test_unreachable_rpc_device_is_retried_then_reported(small_inputs, tmp_path)
     assert len(attempts) == FAST.retries + 1 and attempts[0]["transient"]
 
 
+def test_a_board_that_hangs_while_opening_is_retried_then_reported(small_inputs, tmp_path):
+    """A board that accepts the connection and never answers (the emulated board's session once hung so): each
+    attempt times out, and is retried as a board's state, not reported at once as the library's failure."""
+    import socket
+    from dataclasses import replace
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        port = silent.getsockname()[1]
+        backend = {"kind": "tvm", "lib": "/nonexistent.so", "rpc": {"host": "127.0.0.1", "port": port}}
+        out = run_dataset(backend, small_inputs, replace(FAST, open_timeout_s=4, retry_backoff_s=0.1),
+                          tmp_path / "run.log")
+    assert set(out.status) == {"timeout"} and "did not open within 4 s" in out.error[0]
+    attempts = [e for e in out.meta["events"] if e["event"] == "open_failed"]
+    assert len(attempts) == FAST.retries + 1 and all(a["transient"] for a in attempts)
+
+
 def test_missing_library_is_not_retried(small_inputs, tmp_path):
     out = run_dataset({"kind": "tvm", "lib": str(tmp_path / "absent.so")}, small_inputs, FAST, tmp_path / "r.log")
     assert set(out.status) == {"error"}
