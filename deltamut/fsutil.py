@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,11 @@ def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def as_files(given: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str | os.PathLike]:
+    """One file, or a list of them (a sharded study's shards of one file, in image order), as a list."""
+    return [given] if isinstance(given, (str, os.PathLike)) else list(given)
 
 
 def read_json(path: str | os.PathLike) -> Any:

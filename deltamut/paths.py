@@ -18,6 +18,7 @@ DATA_DIR, EXPORT_DIR, REFERENCE_DIR, TVM_DIR = "data", "export", "reference", "t
 COMPARE_DIR, REPORT_DIR, THROUGHPUT_DIR = "compare", "report", "throughput"
 
 MODEL = f"{RESULTS}/{{model}}"
+UNSHARDED = ""  # the `{shard}` of an unsharded study's files
 PHOTOS = f"{RESOURCES}/photos"
 
 # data: the preprocessed images, and those of input-level mutants
@@ -64,7 +65,7 @@ BENCHMARKS = f"{RESULTS}/benchmarks"
 def fill(template: str, **values: object) -> str:
     """`template` with its wildcards replaced; a missing value is a KeyError naming it, but for `shard`, which
     is the unsharded file's (empty) unless given."""
-    return template.format(**{"shard": "", **values})
+    return template.format(**{"shard": UNSHARDED, **values})
 
 
 def table(name: str, ext: str, model: str | None = None) -> str:

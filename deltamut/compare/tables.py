@@ -19,6 +19,7 @@ from deltamut.compare import metrics
 from deltamut.compare.duplicates import output_twins
 from deltamut.compare.stats import compare_latency, mcnemar
 from deltamut.compare.verdicts import Thresholds, failed_side, grade_images, grade_latency, grade_pair
+from deltamut.fsutil import as_files
 from deltamut.numeric import max_abs_diff
 from deltamut.outcome import Status
 from deltamut.runner.outputs import Outputs, load_outputs
@@ -304,9 +305,8 @@ def _cross_noise(a: Outputs, b: Outputs) -> np.ndarray:
 
 def _labels(inputs: str | Path | Sequence[str | Path]) -> tuple[np.ndarray, list[str] | None]:
     """The images' labels and the model's class names, from the preprocessed images (each shard's, in order)."""
-    files = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     labels, names = [], None
-    for f in files:
+    for f in as_files(inputs):
         with np.load(f) as z:
             labels.append(z["labels"].astype(np.int64))
             names = names if names is not None else (z["classes"].tolist() if "classes" in z.files else None)

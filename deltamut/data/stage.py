@@ -14,7 +14,7 @@ from deltamut.data.dataset import load_dataset
 from deltamut.data.inputs import load_rgb, preprocess_image
 from deltamut.data.labels import default_ground_truth
 from deltamut.data.preprocessing import Preprocessing
-from deltamut.fsutil import read_json, write_json, write_npz
+from deltamut.fsutil import as_files, read_json, write_json, write_npz
 from deltamut.models.labels import LABEL_SET, class_names
 
 Transform = Callable[[Image.Image, int], Image.Image]
@@ -60,8 +60,7 @@ def prepare_inputs(images: str | Path, labels: str | Path | None, limit: int | N
 def read_manifest(files: str | Path | Sequence[str | Path]) -> dict[str, Any]:
     """The dataset's manifest as one, from its shards' manifests in image order (or from the one of an
     unsharded dataset): ids, paths and skipped files joined, counts summed, the rest the first shard's."""
-    files = [files] if isinstance(files, (str, Path)) else list(files)
-    parts = [read_json(f) for f in files]
+    parts = [read_json(f) for f in as_files(files)]
     if len(parts) == 1:
         return parts[0]
     merged = {**parts[0], "shard": None, "shards": [p.get("shard") for p in parts]}

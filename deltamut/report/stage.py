@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from deltamut.data.stage import read_manifest
+from deltamut.fsutil import as_files
 from deltamut.plots import PLOTS
 from deltamut.report.common import note_figure
 from deltamut.report.gallery import changed_images, gallery_plot
@@ -33,11 +34,6 @@ def _load(path: str | Path | None) -> Outputs | None:
     except (OSError, ValueError, KeyError) as err:
         log.warning("cannot read outputs %s: %s", path, err)
         return None
-
-
-def _files(given: str | Path | Sequence[str | Path]) -> list[str | Path]:
-    """An input that names one file or a list of them (a sharded dataset's manifests)."""
-    return [given] if isinstance(given, (str, Path)) else list(given)
 
 
 def _names(manifest: Mapping[str, Any]) -> list[str]:
@@ -72,7 +68,7 @@ def plots_stage(*, inputs: Mapping[str, Any], outputs: Mapping[str, str | Path],
     per_image = _read_table(tables.get("per_image"))
     per_pair = _read_table(tables.get("per_pair"))
     kill = _read_table(tables.get("kill_matrix"))
-    manifest = read_manifest(dataset) if dataset and all(Path(f).is_file() for f in _files(dataset)) else {}
+    manifest = read_manifest(dataset) if dataset and all(Path(f).is_file() for f in as_files(dataset)) else {}
     written: dict[str, Path] = {}
     if "heatmap" in plots:
         written["heatmap"] = _draw("heatmap", plots["heatmap"], model,

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from deltamut.fsutil import write_npz
+from deltamut.fsutil import as_files, write_npz
 from deltamut.outcome import FAILED, Status
 
 _FAILED = np.array(sorted(s.value for s in FAILED))
@@ -130,9 +130,7 @@ def _rerun_status_from_meta(meta: dict[str, Any], status: np.ndarray) -> np.ndar
 
 def load_outputs(path: str | Path | Sequence[str | Path]) -> Outputs:
     """A result file, or a sharded study's shards of one result (`deltamut.study.shards`) read as one."""
-    if not isinstance(path, (str, Path)):
-        return concat_outputs([_load_one(p) for p in path])
-    return _load_one(path)
+    return concat_outputs([_load_one(p) for p in as_files(path)])
 
 
 def concat_outputs(parts: Sequence[Outputs]) -> Outputs:
@@ -149,11 +147,11 @@ def concat_outputs(parts: Sequence[Outputs]) -> Outputs:
     repeats = max(p.latency_ms.shape[1] for p in parts)
     reruns = max(p.rerun_status.shape[1] for p in parts)
 
-    def pad(a: np.ndarray, cols: int, fill: Any) -> np.ndarray:
+    def pad(a: np.ndarray, cols: int, fill: float | str) -> np.ndarray:
         a = np.asarray(a)
         if a.shape[1] == cols:
             return a
-        out = np.full((a.shape[0], cols), fill, dtype=a.dtype if fill != "" else object)
+        out = np.full((a.shape[0], cols), fill, dtype=object if isinstance(fill, str) else a.dtype)
         out[:, :a.shape[1]] = a
         return out
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from deltamut import paths
-from deltamut.fsutil import read_json
+from deltamut.fsutil import as_files, read_json
 from deltamut.mutations.sweep import site_mutant, split_site_mutant
 from deltamut.study.catalog import Catalog, StudyError
 from deltamut.study.placement import Placement, placement, runtime_settings
@@ -278,7 +278,7 @@ class Study:
         return self._shards[shard].window() if self.sharded else None
 
     @staticmethod
-    def inputs_path(model: str, mutant: str = ORIGINAL, shard: str = "") -> str:
+    def inputs_path(model: str, mutant: str = ORIGINAL, shard: str = paths.UNSHARDED) -> str:
         """The images a model runs (a conversion or a batched build runs its model's), or one shard of them."""
         base = ModelRef.parse(model).base
         return paths.fill(paths.INPUTS, model=base, shard=shard) if mutant == ORIGINAL else \
@@ -403,8 +403,7 @@ class Study:
     # --- what the rules ask for ------------------------------------------------------------------
     def model_outputs(self, model: str, expand: bool = True) -> list[str]:
         """Every result file of a model, each shard's one by one."""
-        found = [v["path"] for v in self.variants(model, expand).values()]
-        return [f for p in found for f in ([p] if isinstance(p, str) else p)]
+        return [f for v in self.variants(model, expand).values() for f in as_files(v["path"])]
 
     def model_manifests(self, model: str) -> list[str]:
         return sorted({v["manifest"] for v in self.variants(model).values() if "manifest" in v})

@@ -18,10 +18,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from deltamut.paths import UNSHARDED
 from deltamut.study.catalog import StudyError
 
-# The `{shard}` wildcard of an unsharded study's files, and the prefix of a shard's.
-UNSHARDED = ""
+# The prefix of a shard's `{shard}` wildcard (an unsharded study's is `paths.UNSHARDED`).
 PREFIX = ".shard"
 WILDCARD = r"(\.shard[0-9]+)?"
 
