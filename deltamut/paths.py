@@ -15,7 +15,7 @@ RESULTS = "results"
 RESOURCES = "resources"
 # the folders of one model's tree
 DATA_DIR, EXPORT_DIR, REFERENCE_DIR, TVM_DIR = "data", "export", "reference", "tvm"
-COMPARE_DIR, REPORT_DIR, THROUGHPUT_DIR = "compare", "report", "throughput"
+COMPARE_DIR, REPORT_DIR, THROUGHPUT_DIR, TIMING_DIR = "compare", "report", "throughput", "timing"
 
 MODEL = f"{RESULTS}/{{model}}"
 UNSHARDED = ""  # the `{shard}` of an unsharded study's files
@@ -52,6 +52,7 @@ TABLE = f"{MODEL}/{COMPARE_DIR}/{{table}}.{{ext}}"
 SUMMARY = f"{MODEL}/{COMPARE_DIR}/summary.md"
 PLOT = f"{MODEL}/{REPORT_DIR}/{{name}}.png"
 THROUGHPUT = f"{MODEL}/{THROUGHPUT_DIR}/{{variant}}.json"
+TIMING = f"{MODEL}/{TIMING_DIR}/{{group}}.json"  # one comparison group's interleaved timing (deltamut.timing)
 STUDY_TABLE = f"{RESULTS}/{COMPARE_DIR}/{{table}}.{{ext}}"
 STUDY_SUMMARY = f"{RESULTS}/summary.md"
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
+import time
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1
@@ -50,3 +53,48 @@ def exit_now(code: int) -> None:
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).fflush(None)
     os._exit(code)
+
+
+class EventPipe:
+    """A child's stdout read as one JSON event per line, against deadlines: a child that hangs is noticed at
+    the deadline, one that dies is seen as {'event': 'exit', 'returncode': ...}. Lines that are not JSON (a
+    library printing to stdout) are skipped."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(proc.stdout, selectors.EVENT_READ)
+        self.buf = b""
+
+    def next_event(self, timeout_s: float) -> dict | None:
+        """The next event, or None when none came within `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            while b"\n" not in self.buf:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.sel.select(left):
+                    return None
+                chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
+                if not chunk:
+                    return {"event": "exit", "returncode": self.proc.wait()}
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\n", 1)
+            with contextlib.suppress(json.JSONDecodeError):
+                return json.loads(line)
+
+    def send(self, message: dict) -> bool:
+        """One JSON line to the child's stdin; False when the child is gone."""
+        try:
+            self.proc.stdin.write((json.dumps(message) + "\n").encode())
+            self.proc.stdin.flush()
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def kill(self) -> None:
+        kill_group(self.proc)
+        self.sel.close()
+        self.proc.stdout.close()
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()

@@ -11,6 +11,8 @@ from deltamut.compiler.optconfig import codegen_slice, graph_slice, lowering_sli
 from deltamut.config import load_study
 from deltamut.study import ORIGINAL, ModelRef
 from deltamut.study.shards import WILDCARD as SHARD_WILDCARD
+from deltamut.timing.groups import WILDCARD as TIMING_GROUP
+from deltamut.timing.groups import group_device, member_files, timing_members, timing_paths
 
 STUDY = load_study(config, base=workflow.basedir)
 STUDY.site_source = lambda model, opt, entry: sweep_census(model, opt, entry)  # noqa: F821 (defined below)
@@ -177,3 +179,19 @@ def throughput_inputs(wildcards):
         inputs.update(lib=paths.fill(paths.LIB, model=str(model), **where),
                       lib_batched=paths.fill(paths.LIB, model=batched, **where))
     return inputs
+
+
+def timing_inputs(wildcards):
+    """A timing group's images (the first shard's) and what its members run: ONNX files, libraries and their
+    deploy records (deltamut.timing.groups)."""
+    members = timing_members(STUDY, wildcards.model, wildcards.group)
+    return {"inputs": STUDY.inputs_path(wildcards.model, shard=STUDY.shards[0]), "files": member_files(members)}
+
+
+def timing_device(wildcards):
+    return group_device(STUDY, wildcards.model, wildcards.group)
+
+
+def timing_placement(wildcards):
+    """Where a timing job runs on a cluster: where its device's infer jobs run."""
+    return STUDY.placement(timing_device(wildcards))

@@ -5,6 +5,7 @@ rule compare:
         indexes=lambda wc: list(STUDY.model_indexes(wc.model).values()),
         sweeps=lambda wc: STUDY.sweep_paths(wc.model),
         inputs=lambda wc: STUDY.inputs_paths(wc.model),
+        timings=lambda wc: list(timing_paths(STUDY, wc.model).values()),
     output:
         per_image_csv=paths.table("per_image", "csv", "{model}"),
         per_image_parquet=paths.table("per_image", "parquet", "{model}"),

@@ -12,8 +12,9 @@ import pandas as pd
 from deltamut.compare.crossdevice import device_discrepancy
 from deltamut.compare.killmatrix import kill_matrix, mutation_scores
 from deltamut.compare.tables import compare_model
-from deltamut.fsutil import atomic_path, read_json, write_text
+from deltamut.fsutil import as_files, atomic_path, read_json, write_text
 from deltamut.study import ORIGINAL
+from deltamut.timing.records import read_records
 
 KILL_COLUMNS = ["opt", "device", "mutant", "category", "applied", "status", "duplicate_of", "n_not_comparable",
                 "top1_changed_pct", "top_flip", "max_abs_err"]
@@ -89,7 +90,8 @@ def compare_stage(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], mode
     variants' outputs and manifests, `indexes` (opt -> its mutant index) and the images' labels
     (`inputs["inputs"]`)."""
     out = outputs
-    result = compare_model(model, variants, pairs, inputs["inputs"], thresholds)
+    result = compare_model(model, variants, pairs, inputs["inputs"], thresholds,
+                           read_records(as_files(inputs.get("timings", []))))
     per_pair = result.per_pair
     info = _mutant_info(variants, {opt: read_json(path) for opt, path in indexes.items()})
     matrix = kill_matrix(per_pair, info, result.output_twins)

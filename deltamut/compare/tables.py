@@ -17,13 +17,14 @@ import pandas as pd
 
 from deltamut.compare import metrics
 from deltamut.compare.duplicates import output_twins
-from deltamut.compare.stats import compare_latency, mcnemar
-from deltamut.compare.verdicts import Thresholds, failed_side, grade_images, grade_latency, grade_pair
+from deltamut.compare.stats import compare_rounds, mcnemar
+from deltamut.compare.verdicts import LatencyVerdict, Thresholds, failed_side, grade_images, grade_latency, grade_pair
 from deltamut.fsutil import as_files
 from deltamut.numeric import max_abs_diff
 from deltamut.outcome import Status
 from deltamut.runner.outputs import Outputs, load_outputs
 from deltamut.study import FLOAT64
+from deltamut.timing.records import pair_timing
 
 OK = Status.OK.value
 COORDS = ("framework", "conversion", "opt", "mutant", "device", "target")
@@ -215,22 +216,28 @@ def _agreement(s: _Sides, rows: pd.DataFrame, labels: np.ndarray, thresholds: Th
     }
 
 
-def _latency(s: _Sides, thresholds: Thresholds) -> dict[str, Any]:
-    """The speed verdict and what may make it not about the variant (schedules that differ)."""
+def _latency(s: _Sides, thresholds: Thresholds, timing: dict[str, Any] | None) -> dict[str, Any]:
+    """The speed verdict, from the interleaved rounds of the timing group that held both sides
+    (`deltamut.timing.records.pair_timing`), and what may make it not about the variant (schedules that
+    differ). A pair no group timed, or whose group could not time a side, gets no verdict and says why."""
+    timing = timing or {"untimed": "not timed: no timing records"}
+    why = timing.get("untimed") or timing.get("failed") or ""
     # The baseline goes first: ratio = variant / baseline and "slower" means the variant `a` is slower.
-    lat = compare_latency(s.b.latency_ms.ravel(), s.a.latency_ms.ravel())
+    lat = compare_rounds([], []) if why else compare_rounds(timing["b"]["rounds"], timing["a"]["rounds"])
+    verdict = LatencyVerdict.NOT_TIMED.value if "untimed" in timing else grade_latency(lat, thresholds)
     return {
         "median_latency_a_ms": lat.median_b, "median_latency_b_ms": lat.median_a,
         "latency_ratio": lat.ratio, "latency_ci_low": lat.ci_low, "latency_ci_high": lat.ci_high,
-        "latency_p": lat.pvalue, "latency_effect": lat.effect_size,
-        "latency_verdict": grade_latency(lat, thresholds),
-        "latency_caveat": latency_caveat(s.a, s.b),
+        "latency_p": lat.pvalue, "latency_effect": lat.effect_size, "latency_rounds": lat.n_a,
+        "latency_group": timing.get("group", ""),
+        "latency_verdict": verdict,
+        "latency_caveat": "; ".join(c for c in (why, latency_caveat(s.a, s.b)) if c),
         "schedule_fallbacks_a": ", ".join(_schedule(s.a)[1]), "schedule_fallbacks_b": ", ".join(_schedule(s.b)[1]),
     }
 
 
 def _pair_summary(s: _Sides, identity: dict[str, Any], rows: pd.DataFrame, labels: np.ndarray,
-                  thresholds: Thresholds) -> dict[str, Any]:
+                  thresholds: Thresholds, timing: dict[str, Any] | None) -> dict[str, Any]:
     """The pair's row: who failed where, how far the outputs agree, the speed verdict and the pair's grade."""
     a, b, side = s.a, s.b, s.side
     return {
@@ -242,7 +249,7 @@ def _pair_summary(s: _Sides, identity: dict[str, Any], rows: pd.DataFrame, label
         "n_intermittent_a": int(a.intermittent.sum()), "n_intermittent_b": int(b.intermittent.sum()),
         "failed_side": _pair_side(side),
         **_agreement(s, rows, labels, thresholds),
-        **_latency(s, thresholds),
+        **_latency(s, thresholds, timing),
         "verdict": grade_pair(s.verdict),
         **{f"n_{v}": int((s.verdict == v).sum()) for v in sorted(set(s.verdict))},
         # Where a failing side failed (compile / mutate / deploy / run), for the failure's stage x symptom.
@@ -253,8 +260,8 @@ def _pair_summary(s: _Sides, identity: dict[str, Any], rows: pd.DataFrame, label
 
 def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Outputs, labels: np.ndarray,
                  coords: dict[str, dict[str, str]], thresholds: Thresholds, float64: np.ndarray | None = None,
-                 floor: np.ndarray | None = None,
-                 baseline_noise: np.ndarray | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+                 floor: np.ndarray | None = None, baseline_noise: np.ndarray | None = None,
+                 timing: dict[str, Any] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The per-image rows and the summary row of one pair (`a` judged against baseline `b`).
 
     `float64`: the model's logits computed in float64 (N, C), against which each side's RMSE is given.
@@ -281,7 +288,7 @@ def compare_pair(model: str, kind: str, a_id: str, b_id: str, a: Outputs, b: Out
     sides = _graded(a, b, la, lb, width, thresholds, [floor, baseline_noise])
     identity = _identity(model, kind, a_id, b_id, coords)
     rows = _image_rows(sides, identity, labels, thresholds, float64, floor)
-    return rows, _pair_summary(sides, identity, rows, labels, thresholds)
+    return rows, _pair_summary(sides, identity, rows, labels, thresholds, timing)
 
 
 @dataclass
@@ -314,9 +321,11 @@ def _labels(inputs: str | Path | Sequence[str | Path]) -> tuple[np.ndarray, list
 
 
 def compare_model(model: str, variants: dict[str, dict[str, str]], pairs: list[dict[str, Any]],
-                  inputs: str | Path | Sequence[str | Path], thresholds: dict[str, Any] | None) -> ModelComparison:
+                  inputs: str | Path | Sequence[str | Path], thresholds: dict[str, Any] | None,
+                  timings: list[dict[str, Any]] | None = None) -> ModelComparison:
     """All pairs of one model; each result file is read once. A pair may name a `noise` pair of variants whose
-    per-image difference widens its tolerance (a mutant across devices: the original across the same ones)."""
+    per-image difference widens its tolerance (a mutant across devices: the original across the same ones).
+    `timings`: the model's timing records (`deltamut.timing`), whence every latency verdict."""
     t = Thresholds.from_dict(thresholds)
     labels, names = _labels(inputs)
     cache: dict[str, Outputs] = {}
@@ -337,7 +346,7 @@ def compare_model(model: str, variants: dict[str, dict[str, str]], pairs: list[d
         extra = _cross_noise(*(get(v) for v in p["noise"])) if p.get("noise") else None
         rows, summary = compare_pair(model, p["kind"], p["a"], p["b"], get(p["a"]), get(p["b"]), labels,
                                      variants, t, float64=float64, floor=None if p["kind"] == "precision" else floor,
-                                     baseline_noise=extra)
+                                     baseline_noise=extra, timing=pair_timing(timings or [], variants, p["a"], p["b"]))
         per_image.append(rows)
         per_pair.append(summary)
     pair_table = pd.DataFrame(per_pair)

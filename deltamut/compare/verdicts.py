@@ -123,7 +123,8 @@ class LatencyVerdict(StrEnum):
     SAME_SPEED = "same_speed"
     FASTER = "faster"
     SLOWER = "slower"
-    UNKNOWN = "unknown"  # no timings on one side (it failed): nothing to judge
+    UNKNOWN = "unknown"  # no timings on one side (it failed, or its timing did): nothing to judge
+    NOT_TIMED = "not_timed"  # no timing group holds both sides (across devices, ...): no claim either way
 
 
 def severity(verdict: str) -> int:

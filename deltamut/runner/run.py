@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import selectors
 import signal
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from deltamut import provenance
 from deltamut.defaults import defaults
 from deltamut.numeric import max_abs_diff
 from deltamut.outcome import Status
-from deltamut.procutil import kill_group, spawn
+from deltamut.procutil import EventPipe, spawn
 from deltamut.runner.outputs import Outputs
 
 
@@ -69,6 +68,15 @@ class RunSettings:
 _OPEN_TIMED_OUT: dict = {"event": "timeout"}
 
 
+def worker_env(threads: int | None) -> dict[str, str]:
+    """A worker's environment: TVM's and OpenMP's pools read their size when they start, not per call."""
+    env = dict(os.environ)
+    if threads:
+        env["TVM_NUM_THREADS"] = str(threads)
+        env["OMP_NUM_THREADS"] = str(threads)
+    return env
+
+
 class _Worker:
     """One worker process and a line reader on its stdout with deadlines.
 
@@ -76,17 +84,12 @@ class _Worker:
     """
 
     def __init__(self, job_path: Path, start: int, log, threads: int | None, hold: bool = False):
-        env = dict(os.environ)
-        if threads:
-            env["TVM_NUM_THREADS"] = str(threads)
-            env["OMP_NUM_THREADS"] = str(threads)
+        env = worker_env(threads)
         args = [sys.executable, "-m", "deltamut.runner.worker", str(job_path), str(start)]
         self.held = hold
         self.proc = spawn(args + (["--hold"] if hold else []), stdout=subprocess.PIPE, stderr=log, env=env,
                           stdin=subprocess.PIPE if hold else subprocess.DEVNULL)
-        self.sel = selectors.DefaultSelector()
-        self.sel.register(self.proc.stdout, selectors.EVENT_READ)
-        self.buf = b""
+        self.pipe = EventPipe(self.proc)
         self.peeked: dict | None = None  # the open event, when the parent read it while waiting for all
 
     def go(self, indices: list[int] | None) -> None:
@@ -94,40 +97,20 @@ class _Worker:
         if not self.held:
             return
         self.held = False
-        try:
-            self.proc.stdin.write((json.dumps({"indices": indices}) + "\n").encode())
+        self.pipe.send({"indices": indices})  # a worker that died while waiting: its exit event says how
+        with contextlib.suppress(OSError):
             self.proc.stdin.close()
-        except OSError:  # it died while waiting: its exit event says how
-            pass
 
     def next_event(self, timeout_s: float) -> dict | None:
         """The next JSON event, None on timeout; {'event': 'exit'} when the worker ended."""
         if self.peeked is not None:
             ev, self.peeked = self.peeked, None
             return None if ev is _OPEN_TIMED_OUT else ev
-        deadline = time.monotonic() + timeout_s
-        while b"\n" not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self.sel.select(left):
-                return None
-            chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
-            if not chunk:
-                return {"event": "exit", "returncode": self.proc.wait()}
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        try:
-            return json.loads(line)
-        except json.JSONDecodeError:  # a backend printed to stdout: not ours, skip it
-            return self.next_event(max(deadline - time.monotonic(), 0.01))
+        return self.pipe.next_event(timeout_s)
 
     def kill(self) -> None:
         self.held = False
-        kill_group(self.proc)
-        self.sel.close()
-        self.proc.stdout.close()
-        if self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdin.close()
+        self.pipe.kill()
 
 
 def _describe_exit(returncode: int) -> tuple[Status, str]:

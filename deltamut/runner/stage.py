@@ -33,21 +33,33 @@ def reference_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], fr
                           {"variant": framework, "framework": framework, "model": model}, Stage.EXPORT)
         save_outputs(out, result)
         return result
-    if framework in ("torch", FLOAT64):
-        # torch64: the same module in float64, whose distance to float32 is the noise floor of float32
-        # arithmetic. Its logits are stored as float32: rounding them moves them ~1e-7 relative, two orders
-        # below the float32-vs-float64 differences they are there to measure.
-        backend = {"kind": "torch", "model": model, "model_spec": model_spec, "threads": settings.threads,
-                   "dtype": "float64" if framework == FLOAT64 else "float32"}
-    elif framework == "onnxruntime":
-        backend = {"kind": "onnxruntime", "onnx": str(onnx), "threads": settings.threads}
-    else:
-        raise ValueError(f"unknown framework {framework!r}; known: torch, {FLOAT64}, onnxruntime")
-    result = run_dataset(backend, images, settings, log)
+    result = run_dataset(framework_backend(framework, model, model_spec, onnx, settings.threads), images,
+                         settings, log)
     result.meta.update(variant=framework, framework=framework, model=model,
                        failed_stage=Stage.RUN.value if (result.status != Status.OK).any() else "")
     save_outputs(out, result)
     return result
+
+
+def framework_backend(framework: str, model: str, model_spec: dict[str, Any], onnx: str | Path,
+                      threads: int | None) -> dict[str, Any]:
+    """The backend spec of a framework reference: PyTorch eager (float32 or float64) or ONNX Runtime."""
+    if framework in ("torch", FLOAT64):
+        # torch64: the same module in float64, whose distance to float32 is the noise floor of float32
+        # arithmetic. Its logits are stored as float32: rounding them moves them ~1e-7 relative, two orders
+        # below the float32-vs-float64 differences they are there to measure.
+        return {"kind": "torch", "model": model, "model_spec": model_spec, "threads": threads,
+                "dtype": "float64" if framework == FLOAT64 else "float32"}
+    if framework == "onnxruntime":
+        return {"kind": "onnxruntime", "onnx": str(onnx), "threads": threads}
+    raise ValueError(f"unknown framework {framework!r}; known: torch, {FLOAT64}, onnxruntime")
+
+
+def tvm_backend(lib: str | Path, target_spec: dict[str, Any], device_spec: dict[str, Any]) -> dict[str, Any]:
+    """The backend spec of a built TVM library on a device (local, or a board over RPC)."""
+    return {"kind": "tvm", "lib": str(lib), "target_kind": target_spec.get("kind", "llvm"),
+            **{k: device_spec[k] for k in ("rpc", "tracker", "connect_timeout_s", "session_timeout_s")
+               if k in device_spec}}
 
 
 def _not_run(inputs: str | Path, status: str, error: str, meta: dict[str, Any], stage: str) -> Outputs:
@@ -92,10 +104,7 @@ def infer_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], device
     elif mismatch:
         result = _not_run(images, Status.ERROR, mismatch, meta, Stage.RUN)
     else:
-        backend = {"kind": "tvm", "lib": str(inputs["lib"]), "target_kind": target_spec.get("kind", "llvm"),
-                   **{k: device_spec[k] for k in ("rpc", "tracker", "connect_timeout_s", "session_timeout_s")
-                      if k in device_spec}}
-        result = run_dataset(backend, images, settings, log)
+        result = run_dataset(tvm_backend(inputs["lib"], target_spec, device_spec), images, settings, log)
         result.meta.update(meta, failed_stage=Stage.RUN.value if (result.status != Status.OK).any() else "")
     save_outputs(out, result)
     return result

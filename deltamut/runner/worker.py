@@ -27,14 +27,8 @@ def _emit(event: dict) -> None:
     sys.stdout.flush()
 
 
-def main(job_path: str, start: int, hold: bool = False) -> int:
-    job = json.loads(Path(job_path).read_text())
-    scratch = Path(job["scratch"])
-    with np.load(job["inputs"]) as z:
-        x = z["x"]
-    from deltamut.devices import BackendError, open_backend
-
-    spec = job["backend"]
+def prepare_import(spec: dict) -> None:
+    """Import what a backend needs before opening it, and no more: a worker's start is paid per variant."""
     if spec.get("kind") == "tvm":
         from deltamut.isolation import import_tvm_without_torch
 
@@ -44,6 +38,15 @@ def main(job_path: str, start: int, hold: bool = False) -> int:
             os.environ.setdefault("TVM_USE_RUNTIME_LIB", "1")
         import_tvm_without_torch()
 
+
+def main(job_path: str, start: int, hold: bool = False) -> int:
+    job = json.loads(Path(job_path).read_text())
+    scratch = Path(job["scratch"])
+    with np.load(job["inputs"]) as z:
+        x = z["x"]
+    from deltamut.devices import BackendError, open_backend
+
+    prepare_import(job["backend"])
     try:
         backend = open_backend(job["backend"])
     except Exception as exc:  # reported to the parent, which decides whether to retry

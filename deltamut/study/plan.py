@@ -415,6 +415,7 @@ class Study:
 
     def final_outputs(self) -> list[str]:
         from deltamut.plots import PLOTS  # the report's figures (rules/report.smk)
+        from deltamut.timing.groups import timing_paths
 
         out = [paths.fill(paths.SUMMARY, model=m) for m in self.models]
         out += [paths.fill(paths.PLOT, model=m, name=p) for m in self.models for p in PLOTS]
@@ -422,4 +423,5 @@ class Study:
         # Every result known before a sweep's census runs, and the censuses: so that a dry run shows the whole
         # plan but a sweep's one-site mutants (which compare then waits for)
         out += [p for m in self.models for p in self.model_outputs(m, expand=False) + self.sweep_paths(m)]
+        out += [p for m in self.models for p in timing_paths(self, m, expand=False).values()]
         return out + [paths.table("per_pair", "csv"), paths.STUDY_SUMMARY]

@@ -75,7 +75,18 @@ def test_tables_cover_every_pair(finished):
     ablation = pairs[pairs.kind == "ablation"].set_index("a")
     assert set(ablation.index) == {"tvm/basic.no-fold_constants/original/cpu", "tvm/basic.no-llvm-opt/original/cpu"}
     assert (ablation.b == "tvm/basic/original/cpu").all() and (ablation.top1_disagreement_pct == 0).all()
-    assert ablation.latency_ratio.notna().all() and ablation.latency_verdict.notna().all()
+    # every latency verdict comes from one timing group's interleaved rounds; the float64 baseline is not timed
+    timed = pairs[pairs.kind != "precision"]
+    assert set(timed.latency_group) == {"main-cpu", "mutants-default-cpu-0"}
+    # the equivalent mutants (mnn21 on this model, the twin) were never built: not timed, said so, no verdict
+    equivalent = timed.a.isin(["tvm/default/mnn21_gt_to_lt/cpu", "tvm/default/twin_of_mnn11/cpu"])
+    assert (timed[equivalent].latency_verdict == "unknown").all()
+    assert timed[equivalent].latency_caveat.str.contains("equivalent").all()
+    ran = timed[~equivalent]
+    assert (ran.latency_rounds == 15).all() and ran.latency_ratio.notna().all() and ran.latency_p.notna().all()
+    assert pairs.loc[pairs.kind == "precision", "latency_verdict"].item() == "not_timed"
+    twin = yaml.safe_load((finished / "results/tiny/timing/mutants-default-cpu-0.json").read_text())
+    assert twin["members"]["tvm/default/twin_of_mnn11/cpu"]["status"] == "equivalent"  # never built: not timed
     # -O0 changes only code generation: its deploy job builds basic's graph and lowered module (its inputs point
     # at them), so neither is rebuilt nor copied
     ablated = finished / "results/tiny/tvm/basic.no-llvm-opt"
@@ -170,7 +181,7 @@ def test_sharded_study_gives_the_unsharded_tables(finished, tmp_path):
     plan = snakemake(sharded, "-n")
     assert plan.returncode == 0, plan.stderr[-3000:]
     jobs = planned_jobs(plan.stdout)
-    assert set(jobs) == {"dataset", "reference", "infer", "compare", "plots", "summary", "all"}
+    assert set(jobs) == {"dataset", "reference", "infer", "timing", "compare", "plots", "summary", "all"}
     assert jobs["dataset"] == 2 and jobs["infer"] % 2 == 0
     run = snakemake(sharded)
     assert run.returncode == 0, run.stderr[-4000:]
@@ -196,6 +207,6 @@ def test_editing_one_mutation_reruns_only_its_jobs(finished, labelled_photos):
     plan = snakemake(finished, "-n")
     assert plan.returncode == 0, plan.stderr[-3000:]
     # mnn11's jobs and the index of its optimisation's mutants; nothing of the other mutants
-    assert planned_jobs(plan.stdout) == {"mutate": 1, "mutant_index": 1, "deploy": 1, "infer": 1, "compare": 1,
-                                         "plots": 1, "summary": 1, "all": 1}
+    assert planned_jobs(plan.stdout) == {"mutate": 1, "mutant_index": 1, "deploy": 1, "infer": 1, "timing": 1,
+                                         "compare": 1, "plots": 1, "summary": 1, "all": 1}
     assert "results/tiny/tvm/default/mnn11_relu_to_sigmoid/module.json" in plan.stdout

@@ -131,3 +131,23 @@ def test_noise_budget_adds_terms_and_ignores_nan():
     got = s.noise_budget(np.array([0.5, np.nan]), np.array([0.25, 0.25]), fp32_error=1e-3)
     np.testing.assert_allclose(got, [0.751, 0.251])
     np.testing.assert_allclose(s.noise_budget(0.1), 0.1)
+
+
+def test_rounds_cancel_a_load_drift_that_pooled_timings_call_a_slowdown():
+    """Both sides slow down 3x halfway through (the machine got busy) and b is always 1.5x a: the round ratios
+    say 1.5 every time; two identical sides drifting alike are the same speed, with no test rejecting."""
+    load = np.r_[np.ones(8), 3 * np.ones(8)]
+    a = [[2.0 * f, 2.02 * f] for f in load]
+    b = [[3.0 * f, 3.03 * f] for f in load]
+    r = s.compare_rounds(a, b)
+    assert r.ratio == pytest.approx(1.5) and r.ci_low == pytest.approx(1.5) and r.ci_high == pytest.approx(1.5)
+    assert r.pvalue < 1e-3 and r.effect_size == 1.0 and r.n_a == r.n_b == 16
+    same = s.compare_rounds(a, [list(x) for x in a])
+    assert same.ratio == 1.0 and same.pvalue == 1.0 and same.effect_size == 0.0
+
+
+def test_rounds_use_only_rounds_both_sides_finished():
+    r = s.compare_rounds([[1.0]] * 5, [[2.0]] * 3)  # b died after round 3
+    assert r.n_a == 3 and r.ratio == 2.0
+    assert np.isnan(s.compare_rounds([], []).ratio) and s.compare_rounds([], []).n_a == 0
+    assert np.isnan(s.compare_rounds([[1.0]], [[2.0]]).pvalue)  # one round: a ratio, no test

@@ -28,14 +28,19 @@ def test_known_pair():
     b = outputs([[3, 2, 1, 0], [3, 2, 1, 0], [3, 2, 1, 0]])
     a = outputs([[3, 2, 1, 0], [1, 2, 3, 0], [np.nan] * 4], status=["ok", "ok", "crash"],
                 latency=[[2, 2, 2], [2, 2, 2], [np.nan] * 3])
-    rows, summary = compare_pair("m", "compiler", "a", "b", a, b, np.array([0, 0, -1]), COORDS, Thresholds(topk=2))
+    # timed together: every round, a's calls take twice b's
+    timing = {"group": "main-cpu", "a": {"status": "ok", "rounds": [[2.0, 2.1]] * 6},
+              "b": {"status": "ok", "rounds": [[1.0, 1.05]] * 6}}
+    rows, summary = compare_pair("m", "compiler", "a", "b", a, b, np.array([0, 0, -1]), COORDS, Thresholds(topk=2),
+                                 timing=timing)
     assert rows["verdict"].tolist() == ["identical", "top1_flip", "crash"]
     assert rows["top1_agree"].tolist() == [True, False, False]
     assert summary["n_compared"] == 2 and summary["top1_disagreement_pct"] == 50.0
     assert summary["accuracy_a"] == 0.5 and summary["accuracy_b"] == 1.0  # 2 labelled images
     assert summary["max_abs_err"] == 2.0 and summary["verdict"] == "crash"
-    assert summary["median_latency_a_ms"] == 2.0 and summary["median_latency_b_ms"] == 1.0
-    assert summary["latency_ratio"] == 2.0 and summary["latency_verdict"] == "slower"  # a takes twice as long
+    assert summary["median_latency_a_ms"] == 2.05 and summary["median_latency_b_ms"] == 1.025
+    assert summary["latency_ratio"] == pytest.approx(2.0) and summary["latency_verdict"] == "slower"
+    assert summary["latency_group"] == "main-cpu" and summary["latency_rounds"] == 6
     assert rows["top2_jaccard"].iloc[1] == pytest.approx(1 / 3)  # {0,1} vs {2,1}
     assert summary["tvm_a"] == "0.27.0.post1"
 
@@ -145,6 +150,22 @@ def test_float64_reference_gives_rmse_and_widens_tolerance_by_the_float32_floor(
     assert summary["rmse_vs_float64_a"] == pytest.approx((5e-4 + 1e-2) / 2 / np.sqrt(3), rel=1e-3)
 
 
+def test_a_pair_no_group_timed_gets_no_latency_verdict_and_says_why():
+    """Per-image latencies of separate infer jobs are not evidence: without a timing group, no verdict."""
+    out = outputs([[3, 2, 1]], latency=[[1.0, 1.0, 1.0]])
+    slow = outputs([[3, 2, 1]], latency=[[5.0, 5.0, 5.0]])
+    coords = {"a": {**COORDS["a"], "device": "arm"}, "b": COORDS["a"]}
+    summary = compare_pair("m", "device", "a", "b", slow, out, np.array([-1]), coords, Thresholds(),
+                           timing={"untimed": "not timed: on different devices (arm, cpu)"})[1]
+    assert summary["latency_verdict"] == "not_timed" and np.isnan(summary["latency_ratio"])
+    assert summary["latency_caveat"] == "not timed: on different devices (arm, cpu)"
+    failed = {"group": "main-cpu", "failed": "not timed: a: crash (worker exited)",
+              "a": {"status": "crash", "rounds": []}, "b": {"status": "ok", "rounds": [[1.0]] * 5}}
+    summary = compare_pair("m", "compiler", "a", "b", slow, out, np.array([-1]), COORDS, Thresholds(),
+                           timing=failed)[1]
+    assert summary["latency_verdict"] == "unknown" and summary["latency_caveat"].startswith("not timed: a: crash")
+
+
 def test_latency_verdict_says_when_schedules_differ():
     """A mutant whose kernel the CPU rules could not schedule is slower because of that, not of the mutation."""
     def built(fallbacks, rule="rules"):
@@ -154,13 +175,15 @@ def test_latency_verdict_says_when_schedules_differ():
 
     clean, odd = built({}), built({"fused_conv2d_add": "more than one reduction block"})
     coords = {**COORDS, "b": COORDS["a"]}
-    summary = compare_pair("m", "mutant", "a", "b", odd, clean, np.array([-1]), coords, Thresholds())[1]
+    timed = {"group": "g", "a": {"status": "ok", "rounds": [[1.0]] * 5}, "b": {"status": "ok", "rounds": [[1.0]] * 5}}
+    summary = compare_pair("m", "mutant", "a", "b", odd, clean, np.array([-1]), coords, Thresholds(), timing=timed)[1]
     assert summary["latency_caveat"] == "schedules differ: a left 1 kernel(s) unscheduled (fused_conv2d_add)"
     assert summary["schedule_fallbacks_a"] == "fused_conv2d_add" and summary["schedule_fallbacks_b"] == ""
-    same = compare_pair("m", "mutant", "a", "b", built({}), clean, np.array([-1]), coords, Thresholds())[1]
+    same = compare_pair("m", "mutant", "a", "b", built({}), clean, np.array([-1]), coords, Thresholds(),
+                        timing=timed)[1]
     assert same["latency_caveat"] == ""
     plain = compare_pair("m", "optimisation", "a", "b", built({}, "none"), clean, np.array([-1]), coords,
-                         Thresholds())[1]
+                         Thresholds(), timing=timed)[1]
     assert plain["latency_caveat"] == "schedules differ: none vs rules"
 
 

@@ -1,0 +1,76 @@
+"""The latency oracle on planted answers: real ONNX Runtime sessions, one worker process each, timed in
+interleaved rounds (deltamut.timing). Six copies of one model give 15 A/A pairs, in which any `slower` or
+`faster` is false; three more copies carry a planted 1.3x slowdown (each call spins for 0.3x its own time),
+which every pair against a plain copy must call `slower`."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from deltamut.compare.stats import compare_rounds
+from deltamut.compare.verdicts import grade_latency
+from deltamut.timing.rounds import TimingSettings, time_group
+
+PLAIN = [f"plain{i}" for i in range(6)]
+SLOWED = [f"slowed{i}" for i in range(3)]
+
+
+@pytest.fixture(scope="module")
+def group(tmp_path_factory):
+    """A six-conv network at 128 px (about 4 ms a call on 2 cores, the order of the zoo's models in ONNX
+    Runtime), nine sessions of it timed together."""
+    import torch
+    from torch import nn
+
+    tmp = tmp_path_factory.mktemp("timing")
+    torch.manual_seed(0)
+    layers = [nn.Sequential(nn.Conv2d(3 if i == 0 else 32, 32, 3, padding=1), nn.ReLU()) for i in range(6)]
+    model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10)).eval()
+    onnx = tmp / "model.onnx"
+    torch.onnx.export(model, (torch.zeros(1, 3, 128, 128),), str(onnx), dynamo=True, external_data=False,
+                      opset_version=18)
+    inputs = tmp / "inputs.npz"
+    np.savez(inputs, x=np.random.default_rng(0).standard_normal((2, 3, 128, 128)).astype(np.float32),
+             ids=np.array(["a", "b"]), labels=np.array([-1, -1]))
+    ort = {"kind": "onnxruntime", "onnx": str(onnx), "threads": None}
+    backends = {vid: dict(ort) for vid in PLAIN} | {vid: {**ort, "planted_slowdown": 1.3} for vid in SLOWED}
+    backends["missing"] = {**ort, "onnx": str(tmp / "missing.onnx")}
+    return time_group(backends, inputs, TimingSettings(), tmp / "timing.log",
+                      not_run={"unbuilt": {"status": "compile_error", "error": "compile failed"}})
+
+
+def _verdicts(record, pairs):
+    members = record["members"]
+    return [grade_latency(compare_rounds(members[b]["rounds"], members[a]["rounds"])) for a, b in pairs]
+
+
+def test_an_aa_comparison_gives_at_most_one_false_verdict_in_15(group):
+    verdicts = _verdicts(group, list(itertools.combinations(PLAIN, 2)))
+    assert len(verdicts) == 15
+    assert sum(v != "same_speed" for v in verdicts) <= 1, verdicts
+
+
+def test_a_planted_1_3x_slowdown_is_called_slower_in_at_least_14_of_15(group):
+    pairs = [(s, p) for s, p in itertools.product(SLOWED, PLAIN[:5])]  # a: slowed, b: its baseline
+    verdicts = _verdicts(group, pairs)
+    assert len(verdicts) == 15
+    assert sum(v == "slower" for v in verdicts) >= 14, verdicts
+    ratios = [compare_rounds(group["members"][p]["rounds"], group["members"][s]["rounds"]).ratio for s, p in pairs]
+    assert np.median(ratios) == pytest.approx(1.3, rel=0.1)
+
+
+def test_every_member_warms_up_until_its_calls_settle_and_runs_every_round(group):
+    for vid in PLAIN + SLOWED:
+        member = group["members"][vid]
+        assert member["warmup"]["stable"] and member["warmup"]["calls"] >= 3
+        assert len(member["rounds"]) == group["rounds"] == TimingSettings().rounds
+        assert all(len(r) == member["calls_per_block"] - 1 for r in member["rounds"])
+
+
+def test_a_member_that_cannot_open_or_was_never_built_is_recorded_and_the_others_are_timed(group):
+    missing, unbuilt = group["members"]["missing"], group["members"]["unbuilt"]
+    assert missing["status"] == "error" and "missing.onnx" in missing["error"] and missing["rounds"] == []
+    assert unbuilt == {"status": "compile_error", "error": "compile failed", "rounds": []}

@@ -1,0 +1,84 @@
+"""Which variants are timed together (deltamut.timing.groups), and what a pair reads from the records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deltamut.config import load_study
+from deltamut.timing.groups import group_of, member_files, timing_groups, timing_members
+from deltamut.timing.records import pair_timing
+from deltamut.timing.rounds import TimingSettings
+from deltamut.timing.worker import settled
+
+
+def _study(tmp_path, **extra):
+    config = {
+        "models": {"m": {"source": "zoo", "arch": "mobilenet_v2", "mutants": ["mnn11_relu_to_sigmoid",
+                                                                             "mnn21_gt_to_lt", "input_gaussian_noise"],
+                         "mutate_under": ["default"]}},
+        "optimisations": {"basic": {"fuse": False}, "default": {}},
+        "devices": {"cpu": {"target": "x86_64"}, "board": {"target": "arm", "rpc": {"host": "h", "port": 1}},
+                    "cpu2": {"target": "x86_64"}},
+        "targets": {"x86_64": {"kind": "llvm"}, "arm": {"kind": "llvm", "mtriple": "aarch64-linux-gnu"}},
+        "conversions": {"legacy-opset13": {"exporter": "legacy", "opset": 13, "compile_under": ["basic"]}},
+        "timing": {"mutants_per_group": 1},
+        "mutation_catalog": str(Path(__file__).resolve().parents[2] / "config" / "mutations.yaml"),
+        **extra,
+    }
+    return load_study(config, base=tmp_path)
+
+
+def test_groups_hold_each_pair_that_one_machine_can_interleave(tmp_path):
+    study = _study(tmp_path)
+    groups = timing_groups(study, "m")
+    assert set(groups) == {"main-cpu", "main-cpu2", "mutants-default-cpu-0", "mutants-default-cpu-1",
+                           "mutants-default-cpu2-0", "mutants-default-cpu2-1"}  # no group on the RPC board
+    # the frameworks beside each host CPU device's builds, the conversion's ONNX Runtime and TVM too
+    assert groups["main-cpu"] == ["torch", "onnxruntime", "onnxruntime@legacy-opset13", "tvm/basic/original/cpu",
+                                  "tvm/default/original/cpu", "tvm@legacy-opset13/basic/original/cpu"]
+    assert groups["main-cpu2"][3:] == ["tvm/basic/original/cpu2", "tvm/default/original/cpu2",
+                                   "tvm@legacy-opset13/basic/original/cpu2"]
+    # one mutant a group beside its original (mutants_per_group: 1); the input-level mutant is not timed
+    assert groups["mutants-default-cpu-1"] == ["tvm/default/original/cpu", "tvm/default/mnn21_gt_to_lt/cpu"]
+    for pair in study.pairs("m"):
+        found = group_of(groups, pair["a"], pair["b"])
+        timed = pair["kind"] in ("framework", "compiler", "mutant", "optimisation", "conversion") \
+            and "board" not in pair["a"] and "input_gaussian" not in pair["a"]
+        assert (found is not None) == timed, pair
+
+
+def test_members_name_the_files_they_run(tmp_path):
+    study = _study(tmp_path)
+    members = timing_members(study, "m", "main-cpu")
+    assert members["torch"] == {"framework": "torch"}
+    assert members["onnxruntime@legacy-opset13"]["onnx"] == "results/m@legacy-opset13/export/model.onnx"
+    tvm = members["tvm@legacy-opset13/basic/original/cpu"]
+    assert tvm["lib"] == "results/m@legacy-opset13/tvm/basic/original/deploy/x86_64/lib.so"
+    assert tvm["info"].endswith("deploy/x86_64/deploy.json") and tvm["device"] == "cpu"
+    assert len(member_files(members)) == 2 + 2 * 3
+
+
+def test_a_pair_reads_its_group_or_says_why_it_has_none(tmp_path):
+    study = _study(tmp_path)
+    variants = study.variants("m")
+    crashed = {"status": "crash", "error": "signal 11", "rounds": []}
+    records = [{"group": "main-cpu", "members": {"torch": {"status": "ok", "rounds": [[1.0]]}, "onnxruntime": crashed}}]
+    assert pair_timing(records, variants, "torch", "onnxruntime")["failed"] == \
+        "not timed: onnxruntime: crash (signal 11)"
+    across = pair_timing(records, variants, "tvm/default/original/board", "tvm/default/original/cpu")
+    assert across == {"untimed": "not timed: on different devices (board, cpu), which cannot be interleaved"}
+    noise = pair_timing(records, variants, "tvm/default/input_gaussian_noise/cpu", "tvm/default/original/cpu")
+    assert noise["untimed"] == "not timed: an input-level mutant runs the original's library"
+
+
+def test_warmup_ends_when_the_last_calls_agree():
+    assert not settled([50.0, 9.0, 5.1], 3, 0.1)  # still settling
+    assert settled([50.0, 9.0, 5.1, 5.0, 5.2], 3, 0.1)
+    assert not settled([5.0, 5.2], 3, 0.1)  # too few
+
+
+@pytest.mark.parametrize(("call_ms", "calls"), [(0.5, 20), (5.0, 20), (40.0, 4), (500.0, 2), (float("nan"), 2)])
+def test_a_block_fits_its_time_budget(call_ms, calls):
+    assert TimingSettings(block_s=0.1, max_block=20).calls_per_block(call_ms) == calls
