@@ -34,3 +34,11 @@ def section_default(section: str) -> Any:
     """What a top-level section is when a study leaves it out (`optimisations`: basic, default, extended;
     `targets`, `devices`: the host CPU)."""
     return schema()["properties"][section]["default"]
+
+
+def schema_field(section: str, name: str) -> Any:
+    """A settings dataclass field whose default is the schema's (`defaults(section)[name]`), read when an
+    instance is made: the schema stays the one place a default is written."""
+    import dataclasses
+
+    return dataclasses.field(default_factory=lambda: defaults(section)[name])

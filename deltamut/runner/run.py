@@ -27,33 +27,28 @@ from typing import Any
 import numpy as np
 
 from deltamut import provenance
-from deltamut.defaults import defaults
+from deltamut.defaults import schema_field
 from deltamut.numeric import max_abs_diff
 from deltamut.outcome import Status
 from deltamut.procutil import EventPipe, spawn
 from deltamut.runner.outputs import Outputs
 
 
-def _default(name: str) -> Any:
-    """A field's default: the schema's (`runner:`), the one place it is written."""
-    return field(default_factory=lambda: defaults("runner")[name])
-
-
 @dataclass(frozen=True)
 class RunSettings:
     """Time limits and timing protocol of the infer stage (the config's `runner:` section, defaults and all)."""
 
-    warmup: int = _default("warmup")
-    repeats: int = _default("repeats")
-    open_timeout_s: float = _default("open_timeout_s")
-    image_timeout_s: float = _default("image_timeout_s")
-    max_restarts: int = _default("max_restarts")
-    retries: int = _default("retries")
-    retry_backoff_s: float = _default("retry_backoff_s")
-    threads: int | None = _default("threads")
+    warmup: int = schema_field("runner", "warmup")
+    repeats: int = schema_field("runner", "repeats")
+    open_timeout_s: float = schema_field("runner", "open_timeout_s")
+    image_timeout_s: float = schema_field("runner", "image_timeout_s")
+    max_restarts: int = schema_field("runner", "max_restarts")
+    retries: int = schema_field("runner", "retries")
+    retry_backoff_s: float = schema_field("runner", "retry_backoff_s")
+    threads: int | None = schema_field("runner", "threads")
     # How many times the dataset runs in all, each in fresh worker processes (1: no rerun). Reruns call each
     # image once with no warm-up: they only check the outputs and never touch the recorded latencies.
-    reruns: int = _default("reruns")
+    reruns: int = schema_field("runner", "reruns")
 
     def __post_init__(self) -> None:
         if int(self.reruns) < 1:

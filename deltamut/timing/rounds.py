@@ -33,15 +33,10 @@ from typing import Any
 import numpy as np
 
 from deltamut import provenance
-from deltamut.defaults import defaults
+from deltamut.defaults import schema_field
 from deltamut.outcome import Status
 from deltamut.procutil import EventPipe, spawn
 from deltamut.runner.run import worker_env
-
-
-def _default(name: str) -> Any:
-    """A field's default: the schema's (`timing:`), the one place it is written."""
-    return field(default_factory=lambda: defaults("timing")[name])
 
 
 @dataclass(frozen=True)
@@ -49,17 +44,17 @@ class TimingSettings:
     """The protocol of a timing job (the config's `timing:`, defaults and all; limits and threads from
     `runner:`)."""
 
-    rounds: int = _default("rounds")
-    block_s: float = _default("block_s")
-    max_block: int = _default("max_block")
-    images: int = _default("images")
-    gap_s: float = _default("gap_s")
-    stable_calls: int = _default("stable_calls")
-    stable_tolerance: float = _default("stable_tolerance")
-    warmup_max_calls: int = _default("warmup_max_calls")
-    warmup_max_s: float = _default("warmup_max_s")
-    open_timeout_s: float = field(default_factory=lambda: defaults("runner")["open_timeout_s"])
-    call_timeout_s: float = field(default_factory=lambda: defaults("runner")["image_timeout_s"])
+    rounds: int = schema_field("timing", "rounds")
+    block_s: float = schema_field("timing", "block_s")
+    max_block: int = schema_field("timing", "max_block")
+    images: int = schema_field("timing", "images")
+    gap_s: float = schema_field("timing", "gap_s")
+    stable_calls: int = schema_field("timing", "stable_calls")
+    stable_tolerance: float = schema_field("timing", "stable_tolerance")
+    warmup_max_calls: int = schema_field("timing", "warmup_max_calls")
+    warmup_max_s: float = schema_field("timing", "warmup_max_s")
+    open_timeout_s: float = schema_field("runner", "open_timeout_s")
+    call_timeout_s: float = schema_field("runner", "image_timeout_s")
     threads: int | None = None
 
     @classmethod
