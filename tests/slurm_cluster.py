@@ -57,6 +57,17 @@ def job_name(job: dict[str, str]) -> str:
     return group if group and rules in GROUPED_RULES else body
 
 
+def placed_like(job: dict[str, str], devices: tuple[str, ...]) -> str:
+    """The job whose placement `job` must share: a timing job times its group's variants on the group's device
+    (`rule_timing_wildcards_<model>_<group>`, the group `main-<dev>` or `mutants-<opt>-<dev>-<k>`), so it runs
+    where that device's infer jobs run; any other job is placed as itself."""
+    name = job_name(job)
+    if name != "timing":
+        return name
+    group = job["Comment"].partition("_wildcards_")[2] + "-"
+    return "infer-" + next(d for d in devices if f"-{d}-" in group)
+
+
 def site_profile(tmp: Path, default_partition: str, max_mem_mb: int | None = None) -> Path:
     """profiles/gpu-cluster copied and adapted the way docs/clusters.md tells a site to: its default partition,
     and for small nodes at most `max_mem_mb` per job (a group job asks for its parallel jobs' sum)."""

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.slurm_cluster import job_name, record, run, site_profile, started_cluster
+from tests.slurm_cluster import job_name, placed_like, record, run, site_profile, started_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +53,8 @@ def _jobs_since(before: set[int], workdir: Path) -> list[dict[str, str]]:
     jobs = [record(j) for j in sorted(_job_ids() - before)]
     return [j for j in jobs if Path(j["WorkDir"]).resolve() == workdir.resolve()]
 
+DEVICES = ("host_cpu", "accel")
+
 
 def _study(tmp: Path, onnx: Path, photos: Path, labels: Path, delta: float) -> Path:
     config = {
@@ -63,8 +65,8 @@ def _study(tmp: Path, onnx: Path, photos: Path, labels: Path, delta: float) -> P
         "mutations": {"mb": {"operator": "store_subtract", "delta": delta}},
         "targets": {"x86_64": {"kind": "llvm"}},
         # Both run x86 code (no real GPU here); the entries, not the names, say where they run.
-        "devices": {"host_cpu": {"target": "x86_64"},
-                    "accel": {"target": "x86_64", "partition": "a100", "gpus": 1, "runtime": 20}},
+        "devices": {DEVICES[0]: {"target": "x86_64"},
+                    DEVICES[1]: {"target": "x86_64", "partition": "a100", "gpus": 1, "runtime": 20}},
         "runner": {"warmup": 0, "repeats": 1},
     }
     path = tmp / "study.yaml"
@@ -122,9 +124,9 @@ def test_study_routes_batches_and_reruns_only_the_edited_mutation(cluster, small
     print(f"run 1 (head job {head['JobId']}): {len(jobs)} SLURM jobs in {time.monotonic() - t0:.0f} s")
 
     names = [job_name(j) for j in jobs]
-    for job, name in zip(jobs, names, strict=True):
+    for job in jobs:
         assert job["JobState"] == "COMPLETED", job
-        if name == "infer-accel":
+        if placed_like(job, DEVICES) == "infer-accel":  # its infer jobs, and the timing of its variants
             # the device entry's partition, sbatch --gpus=1 (TresPerJob) and one fake GPU really allocated
             assert job["Partition"] == "a100" and job["TresPerJob"] == "gres:gpu:1", job
             assert job["JOB_GRES"].startswith("gpu:fake:1"), job
@@ -134,7 +136,7 @@ def test_study_routes_batches_and_reruns_only_the_edited_mutation(cluster, small
     # Two infer jobs per device (original, mb), batched into one SLURM job per device; the deploys too.
     assert sorted(n for n in names if n.startswith(("infer", "deploy", "mutate"))) == [
         "deploy", "infer-accel", "infer-host_cpu", "mutate"], names
-    assert {"export", "compile", "compare", "summary"} <= set(names), names
+    assert {"export", "compile", "timing", "compare", "summary"} <= set(names), names
     outputs = {(m, d): work / f"results/tiny/tvm/default/{m}/infer/{d}/outputs.npz"
                for m in ("original", "mb") for d in ("host_cpu", "accel")}
     assert all(p.is_file() for p in outputs.values())
@@ -159,5 +161,5 @@ def test_study_routes_batches_and_reruns_only_the_edited_mutation(cluster, small
     after = {k: p.stat().st_mtime_ns for k, p in outputs.items()}
     assert {k for k in stamps if stamps[k] != after[k]} == {("mb", "host_cpu"), ("mb", "accel")}
     for job in rerun:
-        assert job["Partition"] == ("a100" if job_name(job) == "infer-accel" else SITE_PARTITIONS[0]), job
+        assert job["Partition"] == ("a100" if placed_like(job, DEVICES) == "infer-accel" else SITE_PARTITIONS[0]), job
     print(f"whole test (without cluster start): {time.monotonic() - t0:.0f} s")
