@@ -26,6 +26,7 @@ include: "rules/deploy.smk"
 include: "rules/infer.smk"
 include: "rules/timing.smk"
 include: "rules/compare.smk"
+include: "rules/localise.smk"
 include: "rules/throughput.smk"
 include: "rules/report.smk"
 

@@ -23,3 +23,14 @@ def max_abs_diff(a: np.ndarray, b: np.ndarray, axis: int | None = None) -> float
     if axis is None:
         return float(np.max(diff, initial=0.0)) if not np.isnan(diff).any() else float("nan")
     return np.max(diff, axis=axis)
+
+
+def relative_diff(ref: np.ndarray, other: np.ndarray) -> float:
+    """max |ref - other| as a fraction of ref's largest magnitude: one scale for tensors whose values range
+    over orders of magnitude from layer to layer (localisation compares every kernel's output). 0 for equal
+    all-zero tensors, inf for any difference from an all-zero one; NaN where max_abs_diff is."""
+    worst = max_abs_diff(ref, other)
+    scale = float(np.max(np.abs(np.asarray(ref, dtype=np.float64)), initial=0.0))
+    if scale > 0 or np.isnan(worst):
+        return worst / scale if scale > 0 else worst
+    return 0.0 if worst == 0 else float("inf")

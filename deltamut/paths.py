@@ -46,6 +46,14 @@ MANIFEST = f"{MUTANT}/manifest.json"
 LIB = f"{MUTANT}/deploy/{{target}}/lib.so"
 DEPLOY = f"{MUTANT}/deploy/{{target}}/deploy.json"
 OUTPUTS = f"{MUTANT}/infer/{{device}}/outputs{{shard}}.npz"
+# one mutant's propagation profile on one device (deltamut.localise): where its effect starts and travels
+LOCALISED = f"{MUTANT}/localise/{{device}}"
+PROFILE = f"{LOCALISED}/profile.json"
+KERNELS = f"{LOCALISED}/kernels.parquet"
+GROWTH_PLOT = f"{LOCALISED}/growth.png"
+# which step of an optimisation makes its build disagree with the reference (deltamut.localise.bisect)
+BISECT = f"{OPT}/localise/{{device}}/bisect.json"
+BISECT_IR = f"{OPT}/localise/{{device}}/bisect"
 
 # compare and report: one model's tables (CSV and Parquet) and figures; the study's across models
 TABLE = f"{MODEL}/{COMPARE_DIR}/{{table}}.{{ext}}"

@@ -13,6 +13,7 @@ from deltamut.study import ORIGINAL, ModelRef
 from deltamut.study.shards import WILDCARD as SHARD_WILDCARD
 from deltamut.timing.groups import WILDCARD as TIMING_GROUP
 from deltamut.timing.groups import group_device, member_files, timing_members, timing_paths
+from deltamut.localise.plan import bisection_of, probe_of, probes, probe_paths
 
 STUDY = load_study(config, base=workflow.basedir)
 STUDY.site_source = lambda model, opt, entry: sweep_census(model, opt, entry)  # noqa: F821 (defined below)
@@ -35,6 +36,10 @@ RUN_THREADS = config["runner"]["threads"] or 1024
 RUNNER = {k: v for k, v in config["runner"].items() if k != "batch_size"}
 
 TIMEOUTS = config["timeouts"]  # the schema fills in every limit
+
+# What a localisation probe's run reads (witnesses, tolerance, time limit): not the selection, so selecting one
+# more mutant reruns no other probe
+LOCALISE = {k: v for k, v in config["localise"].items() if k not in ("mutants", "optimisations", "max_probes")}
 
 
 wildcard_constraints:
@@ -195,3 +200,29 @@ def timing_device(wildcards):
 def timing_placement(wildcards):
     """Where a timing job runs on a cluster: where its device's infer jobs run."""
     return STUDY.placement(timing_device(wildcards))
+
+
+def _probe(wildcards):
+    return probe_of(STUDY, wildcards.model, wildcards.opt, wildcards.mutant, wildcards.device)
+
+
+def localise_inputs(wildcards):
+    """Both libraries, the mutant's deploy record, the ONNX file (to name kernels), the images and compare's
+    per-image table (deltamut.localise.plan.probe_of)."""
+    probe = _probe(wildcards)
+    keys = ("mutant_lib", "mutant_info", "original_lib", "onnx", "inputs", "per_image")
+    return {k: probe[k] for k in keys if probe[k]}
+
+
+def localise_pair(wildcards):
+    probe = _probe(wildcards)
+    return {"a": probe["a"], "b": probe["b"]}
+
+
+def bisection(wildcards):
+    return bisection_of(STUDY, wildcards.model, wildcards.opt, wildcards.device)
+
+
+def bisect_inputs(wildcards):
+    """The imported graph every trial build starts from, the images and compare's per-image table."""
+    return {k: bisection(wildcards)[k] for k in ("imported", "inputs", "per_image")}

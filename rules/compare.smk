@@ -56,10 +56,13 @@ rule compare:
 rule summary:
     input:
         per_pair=expand(paths.table("per_pair", "parquet", "{model}"), model=list(config["models"])),
+        localised=probe_paths(STUDY),
     output:
         csv=report(paths.table("per_pair", "csv"), category="Tables", labels={"table": "all pairs"}),
         parquet=paths.table("per_pair", "parquet"),
         summary=report(paths.STUDY_SUMMARY, category="Summaries", labels={"model": "all"}),
+    params:
+        unprobed=[f"{m}: {p['a']}" for m in config["models"] for p in probes(STUDY, m)[1]],
     log:
         paths.log("summary"),
     conda:

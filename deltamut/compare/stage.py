@@ -114,9 +114,14 @@ def compare_stage(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], mode
     return per_pair
 
 
-def summary_stage(*, inputs: Mapping[str, Any], outputs: Mapping[str, str]) -> pd.DataFrame:
-    """The study's per-pair table and summary across models, from each model's `inputs["per_pair"]`."""
+def summary_stage(*, inputs: Mapping[str, Any], outputs: Mapping[str, str], unprobed: list[str] = ()) -> pd.DataFrame:
+    """The study's per-pair table and summary across models, from each model's `inputs["per_pair"]`, with the
+    localisation records (`inputs["localised"]`) and the selected mutants not probed (`unprobed`)."""
+    from deltamut.localise.summary import localisation_markdown
+
     table = pd.concat([pd.read_parquet(f) for f in inputs["per_pair"]], ignore_index=True)
     _write_table(table, outputs["csv"], outputs["parquet"])
-    write_text(outputs["summary"], summary_markdown(table, "deltamut study summary"))
+    text = summary_markdown(table, "deltamut study summary")
+    text += localisation_markdown(list(inputs.get("localised", [])), list(unprobed))
+    write_text(outputs["summary"], text)
     return table

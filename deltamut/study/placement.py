@@ -35,6 +35,17 @@ def _remote(device: dict[str, Any]) -> bool:
     return bool(device.get("rpc") or device.get("tracker"))
 
 
+def is_local(device: dict[str, Any]) -> bool:
+    """The device's code runs in the job's own process (not on a board over RPC)."""
+    return not _remote(device)
+
+
+def is_host_cpu(device: dict[str, Any], target: dict[str, Any]) -> bool:
+    """The job's own CPU runs the device's code: what may be timed beside the frameworks, or traced kernel by
+    kernel in one process."""
+    return is_local(device) and target.get("kind", "llvm") == "llvm"
+
+
 def default_env(device: dict[str, Any], target: dict[str, Any]) -> str:
     if _remote(device):
         return "cpu"

@@ -414,6 +414,7 @@ class Study:
                 if self.built_mutants(model, opt)}
 
     def final_outputs(self) -> list[str]:
+        from deltamut.localise.plan import probe_paths
         from deltamut.plots import PLOTS  # the report's figures (rules/report.smk)
         from deltamut.timing.groups import timing_paths
 
@@ -424,4 +425,5 @@ class Study:
         # plan but a sweep's one-site mutants (which compare then waits for)
         out += [p for m in self.models for p in self.model_outputs(m, expand=False) + self.sweep_paths(m)]
         out += [p for m in self.models for p in timing_paths(self, m, expand=False).values()]
+        out += probe_paths(self)
         return out + [paths.table("per_pair", "csv"), paths.STUDY_SUMMARY]

@@ -24,21 +24,13 @@ from typing import Any
 from deltamut import paths
 from deltamut.mutations.sweep import split_site_mutant
 from deltamut.study import ORIGINAL, ModelRef
+from deltamut.study.placement import is_host_cpu, is_local
 from deltamut.study.refs import variant_id
 
 MAIN = "main"
 MUTANTS = "mutants"
 SWEEP = "sweep"
 WILDCARD = rf"({MAIN}|{MUTANTS}|{SWEEP})-[A-Za-z0-9_.-]+"
-
-
-def _local(study, device: str) -> bool:
-    spec = study.devices[device]
-    return not (spec.get("rpc") or spec.get("tracker"))
-
-
-def _host_cpu(study, device: str) -> bool:
-    return _local(study, device) and study.targets[study.target_of(device)].get("kind", "llvm") == "llvm"
 
 
 def _mutant_runs(study, model: str, opt: str, expand: bool) -> dict[str, list[str]]:
@@ -57,12 +49,12 @@ def _mutant_runs(study, model: str, opt: str, expand: bool) -> dict[str, list[st
 def timing_groups(study, model: str, expand: bool = True) -> dict[str, list[str]]:
     """Group name -> the variant ids timed in it, in the order the study lists them (`expand=False`: without
     the groups of sweeps, whose mutants a census chooses)."""
-    local = [d for d in study.devices if _local(study, d)]
+    local = [d for d in study.devices if is_local(study.devices[d])]
     variants = study.variants(model, expand)
     size = int(study.config.get("timing", {}).get("mutants_per_group", 8))
     groups: dict[str, list[str]] = {}
     for dev in local:
-        host = _host_cpu(study, dev)
+        host = is_host_cpu(study.devices[dev], study.targets[study.target_of(dev)])
         members = [fw for fw, v in variants.items() if host and v["framework"] in ("torch", "onnxruntime")]
         members += [vid for vid, v in variants.items()
                     if v["framework"] == "tvm" and v["device"] == dev and v["mutant"] == ORIGINAL]

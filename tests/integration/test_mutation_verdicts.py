@@ -17,6 +17,7 @@ fate follows from what they do, checked against PyTorch where it can be computed
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,7 @@ def _study(photos: Path, labels: Path) -> dict:
         "targets": {"x86_64": {"kind": "llvm"}},
         "devices": {"cpu": {"target": "x86_64"}},
         "runner": {"warmup": 1, "repeats": 1},
+        "localise": {"mutants": ["mnn11_relu_to_sigmoid", "classifier_blocked"]},
     }
 
 
@@ -127,3 +129,28 @@ def test_mutants_of_an_original_that_cannot_be_built_are_not_comparable(finished
     by_opt = scores[scores.by == "category"].groupby("opt")["score"]
     assert by_opt.apply(lambda s: s.isna().all())["no-legalize"]  # nothing scored: no finding claimed
     assert by_opt.max()["fast"] == 1.0
+
+
+def _profile(finished: Path, opt: str, mutant: str) -> dict:
+    return json.loads((finished / f"results/lite0/tvm/{opt}/{mutant}/localise/cpu/profile.json").read_text())
+
+
+def test_localisation_names_where_each_killed_mutant_starts(finished):
+    # the classifier's weights zeroed: the same kernels run on other constants, so the first output that
+    # departs is the root, and it is the last layer's (the ONNX Gemm, the model's last node)
+    blocked = _profile(finished, "fast", "classifier_blocked")
+    assert blocked["status"] == "ok" and blocked["confirmed"]["holds"], blocked.get("reason")
+    assert (blocked["root_by"], blocked["root_onnx_op_type"]) == ("propagated", "Gemm")
+    assert blocked["root_index"] == blocked["growth"][-1]["index"]
+    # every ReLU6 a sigmoid: the first kernel, the stem's conv + batch norm + ReLU6 (the ONNX Clip that the
+    # original's first kernel computes), is another kernel in the mutant (a fused sigmoid, with fewer arguments)
+    sigmoid = _profile(finished, "fast", "mnn11_relu_to_sigmoid")
+    assert sigmoid["status"] == "ok" and sigmoid["confirmed"]["holds"], sigmoid.get("reason")
+    assert (sigmoid["root_by"], sigmoid["root_index"], sigmoid["root_onnx_op_type"]) == ("other kernel", 0, "Clip")
+    assert sigmoid["root_mutant_kernel"].endswith("sigmoid")
+    assert all(g["propagated_rel"] is not None for g in sigmoid["growth"])  # the builds line up call by call
+    # a mutant without a library of its own is not probed, and says why
+    assert _profile(finished, "no-legalize", "classifier_blocked")["status"] == "not_probed"
+    summary = (finished / "results/summary.md").read_text()
+    assert "## Localisation" in summary and "classifier_blocked" in summary.split("## Localisation")[1]
+    assert (finished / "results/lite0/tvm/fast/classifier_blocked/localise/cpu/growth.png").stat().st_size > 0

@@ -1,0 +1,153 @@
+"""Which step of an optimisation configuration makes its build disagree: bisection over the ordered steps.
+
+A configuration is a bundle of steps (its graph passes in order, constant folding, fusion, then the codegen
+flags fast-math, LLVM -O3 and the CPU schedules: `deltamut.ablation` names them). The predicate is judged on
+the witness images against reference logits: a build with the first n steps on and the rest off either
+satisfies it or not. The search (TVM has no working opt-bisect-limit; see docs/localisation.md):
+
+1. steps that leave the IR unchanged on this model (by structural equality) are skipped; codegen flags
+   cannot be judged by the IR and are kept;
+2. the full configuration must satisfy the predicate and the empty one must not (else no step is to blame:
+   the disagreement is in what every build does);
+3. binary search for the shortest prefix that satisfies it: its last step is the culprit;
+4. the culprit alone (with every other step off); if that does not satisfy the predicate, the culprit needs
+   earlier steps: each is dropped in turn, nearest first, and stays dropped where the predicate still holds,
+   so the steps that interact are named as a set (fast-math folds `(x + c) - c` only where fusion put both in
+   one kernel and LLVM's optimiser runs).
+
+Every build is kept in `workdir` with its lowered IR, so the IR before and after the culprit can be read.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deltamut.ablation import ablation_steps
+
+GRAPH, LOWERING, CODEGEN = "graph", "lowering", "codegen"
+
+
+def steps_of(spec: dict[str, Any]) -> list[str]:
+    """The configuration's steps that are on, in the order the stages apply them."""
+    return list(ablation_steps(spec))
+
+
+def stage_of(spec: dict[str, Any], step: str) -> str:
+    if step in spec.get("passes", []):
+        return GRAPH
+    return LOWERING if step in ("fuse", "fold_constants") else CODEGEN
+
+
+def with_only(spec: dict[str, Any], enabled: list[str]) -> dict[str, Any]:
+    """`spec` with only the steps in `enabled` on (every other step of it switched off as its ablation does)."""
+    out = copy.deepcopy(spec)
+    for step in steps_of(spec):
+        if step not in enabled:
+            out = ablation_steps(out)[step]
+    out.pop("description", None)
+    return out
+
+
+class Bisector:
+    """Builds (cached by the steps they have on) and the predicate over their logits on the witness images."""
+
+    def __init__(self, graph, spec: dict[str, Any], target: dict[str, Any], images: np.ndarray,
+                 predicate: Callable[[np.ndarray], dict[str, Any]], workdir: str | Path):
+        self.graph, self.spec, self.target = graph, spec, target
+        self.images, self.predicate = images, predicate
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.trials: list[dict[str, Any]] = []
+        self._cache: dict[tuple[str, ...], dict[str, Any]] = {}
+
+    def _key(self, enabled: list[str]) -> str:
+        return hashlib.sha1(json.dumps(sorted(enabled)).encode()).hexdigest()[:10]
+
+    def lowered(self, enabled: list[str]):
+        from deltamut.compiler.optconfig import OptConfig
+        from deltamut.compiler.passes import lower, optimise_graph
+
+        opt = OptConfig.from_dict("bisect", with_only(self.spec, enabled))
+        return lower(optimise_graph(self.graph, opt), opt), opt
+
+    def holds(self, enabled: list[str], why: str) -> bool:
+        """Build with `enabled` on, run the witnesses, judge; every trial is recorded once."""
+        key = tuple(s for s in steps_of(self.spec) if s in enabled)
+        if key not in self._cache:
+            from deltamut.compiler.build import build_library
+            from deltamut.localise.kernels import TracedBuild
+
+            mod, opt = self.lowered(list(key))
+            where = self.workdir / self._key(list(key))
+            where.mkdir(exist_ok=True)
+            (where / "lowered.py").write_text(mod.script())
+            build_library(mod, self.target, opt, where / "lib.so")
+            build = TracedBuild(where / "lib.so")
+            logits = np.stack([build.run(x[None])[0] for x in self.images])
+            verdict = self.predicate(logits)
+            self._cache[key] = {"enabled": list(key), "holds": bool(verdict["holds"]), "detail": verdict,
+                                "dir": str(where)}
+        trial = {**self._cache[key], "why": why}
+        self.trials.append(trial)
+        return trial["holds"]
+
+    def noop_steps(self) -> list[str]:
+        """Graph passes and lowering steps that leave this model's IR as it was."""
+        from deltamut.compiler.optconfig import OptConfig
+        from deltamut.compiler.passes import optimise_graph
+        from deltamut.mutations.engine import is_equivalent
+
+        steps, noop = steps_of(self.spec), []
+        passes = [s for s in steps if stage_of(self.spec, s) == GRAPH]
+        before = self.graph
+        for p in passes:
+            after = optimise_graph(before, OptConfig.from_dict("p", {"passes": [p]}))
+            if is_equivalent(before, after):
+                noop.append(p)
+            before = after
+        full, _ = self.lowered(steps)
+        for step in (s for s in steps if stage_of(self.spec, s) == LOWERING):
+            without, _ = self.lowered([s for s in steps if s != step])
+            if is_equivalent(full, without):
+                noop.append(step)
+        return noop
+
+
+def bisect(b: Bisector) -> dict[str, Any]:
+    """The search of the module doc; returns the culprit set, every trial and the skipped steps."""
+    all_steps = steps_of(b.spec)
+    noop = b.noop_steps()
+    steps = [s for s in all_steps if s not in noop]
+    out: dict[str, Any] = {"steps": all_steps, "skipped_noop": noop, "searched": steps}
+    if not b.holds(all_steps, "the full configuration"):
+        return {**out, "result": "not_reproduced", "culprits": [], "trials": b.trials,
+                "reason": "the full configuration's build does not satisfy the predicate here"}
+    if b.holds([], "every step off"):
+        return {**out, "result": "no_step", "culprits": [], "trials": b.trials,
+                "reason": "the build with every step off satisfies it too: the disagreement is in what every "
+                          "build does (the importer, mandatory lowering, the runtime), not in a step"}
+    lo, hi = 0, len(steps)  # prefix lo does not hold, prefix hi holds
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if b.holds(steps[:mid], f"prefix of {mid}"):
+            hi = mid
+        else:
+            lo = mid
+    culprit = steps[hi - 1]
+    culprits = steps[:hi]
+    if b.holds([culprit], f"{culprit} alone"):
+        culprits = [culprit]
+    else:  # one-minimal: drop each earlier step, nearest first, that the predicate does not need
+        for step in reversed(steps[:hi - 1]):
+            fewer = [s for s in culprits if s != step]
+            if b.holds(fewer, f"without {step}"):
+                culprits = fewer
+    return {**out, "result": "found", "culprits": culprits, "prefix": steps[:hi], "trials": b.trials,
+            "stages": {s: stage_of(b.spec, s) for s in culprits}}

@@ -1,0 +1,66 @@
+"""Entry point of the bisect rule: which steps of an optimisation make its build flip labels.
+
+The predicate comes from the compiler pair's rows of the per-image table: top-1 differs from the reference's
+(its recorded top-1, `top1_b`) on at least k of the witness images. A pair that flips no label is recorded as
+not bisected (a label predicate has nothing to find); the search runs isolated with a time limit, and a
+search that crashes or runs out of time is recorded with its symptom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deltamut.fsutil import write_json
+from deltamut.isolation import call_isolated
+
+
+def _bisect_worker(imported: str, inputs: str, images: list[str], reference_top1: list[int], k: int,
+                   spec: dict, target: dict, workdir: str) -> dict:
+    from deltamut.compiler.serialize import load_module
+    from deltamut.localise.bisect import Bisector, bisect
+
+    with np.load(inputs) as data:
+        ids = [str(i) for i in data["ids"]]
+        x = data["x"][[ids.index(i) for i in images]]
+    expected = np.asarray(reference_top1)
+
+    def flips(logits: np.ndarray) -> dict[str, Any]:
+        moved = [images[i] for i in np.flatnonzero(logits.argmax(axis=1) != expected)]
+        return {"holds": len(moved) >= k, "flipped": moved}
+
+    result = bisect(Bisector(load_module(imported), spec, target, x, flips, workdir))
+    for lib in Path(workdir).glob("*/lib.so"):  # the IR stays; the libraries were only run
+        lib.unlink()
+    return result
+
+
+def bisect_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], pair: dict[str, str],
+                 spec: dict[str, Any], target: dict[str, Any], settings: dict[str, Any],
+                 log: str | Path) -> dict[str, Any]:
+    from deltamut.localise.witness import witnesses
+
+    record: dict[str, Any] = {"a": pair["a"], "b": pair["b"], "settings": settings}
+    predicate = witnesses(inputs["per_image"], pair["a"], pair["b"], int(settings["images"]))
+    record["predicate"] = predicate
+    Path(outputs["ir"]).mkdir(parents=True, exist_ok=True)
+    if predicate["kind"] != "flips":
+        record.update(status="not_bisected", reason="the build flips no label against the reference")
+    else:
+        rows = pd.read_parquet(inputs["per_image"], filters=[("a", "==", pair["a"]), ("b", "==", pair["b"])])
+        top1 = rows.set_index("image")["top1_b"]
+        res = call_isolated(_bisect_worker, {
+            "imported": str(inputs["imported"]), "inputs": str(inputs["inputs"]), "images": predicate["images"],
+            "reference_top1": [int(top1[i]) for i in predicate["images"]], "k": int(predicate["k"]),
+            "spec": spec, "target": target, "workdir": str(outputs["ir"])}, float(settings["timeout_s"]), log)
+        if res.ok:
+            record.update(status="ok", **res.value)
+        else:
+            record.update(status=res.status, reason=f"the search itself failed ({res.symptom}): {res.error}",
+                          **res.as_record())
+    write_json(outputs["record"], record)
+    return record

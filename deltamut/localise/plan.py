@@ -1,0 +1,102 @@
+"""Which pairs a study localises: its `localise:` selection, as one probe per (optimisation, mutant, device)
+and one bisection per selected (optimisation, device).
+
+A mutant probe traces both builds kernel by kernel in one process, so only devices whose code the job's own CPU runs
+qualify (not boards over RPC, not GPUs); input-level mutants run the original's library (nothing to trace),
+and a sweep's one-site mutants are chosen by its census after planning, so they are not selected. Imports no
+TVM (planning).
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from typing import Any
+
+from deltamut import paths
+from deltamut.study import ORIGINAL, ModelRef
+from deltamut.study.placement import is_host_cpu
+from deltamut.study.refs import variant_id
+
+
+def _host_devices(study) -> list[str]:
+    return [d for d in study.devices if is_host_cpu(study.devices[d], study.targets[study.target_of(d)])]
+
+
+def selected(study, model: str) -> list[dict[str, str]]:
+    """Every probe the selection names, in the study's order (before the budget)."""
+    patterns = study.config.get("localise", {}).get("mutants", [])
+    if not patterns:
+        return []
+    devices = _host_devices(study)
+    out = []
+    for opt in study.optimisations:
+        for mutant in study.mutants(model, opt, expand=False):
+            if mutant == ORIGINAL or study.is_input_mutant(mutant) or study.catalog.is_sweep(mutant):
+                continue
+            if not any(fnmatchcase(mutant, p) for p in patterns):
+                continue
+            out += [{"opt": opt, "mutant": mutant, "device": dev, "a": variant_id(opt, mutant, dev),
+                     "b": variant_id(opt, ORIGINAL, dev)} for dev in devices]
+    return out
+
+
+def bisections(study, model: str) -> list[dict[str, str]]:
+    """The compiler pairs (an optimisation's original build against the reference) whose configuration's steps
+    the selection bisects (`localise.optimisations`), on host-CPU devices."""
+    patterns = study.config.get("localise", {}).get("optimisations", [])
+    if not patterns or ModelRef.parse(model).is_derived:
+        return []
+    return [{"opt": opt, "mutant": "", "device": dev, "a": variant_id(opt, ORIGINAL, dev),
+             "b": study.reference(model)}
+            for opt in study.optimisations if any(fnmatchcase(opt, p) for p in patterns)
+            for dev in _host_devices(study)]
+
+
+def probes(study, model: str) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """The probes run (at most `localise.max_probes` a model: mutant profiles first, then bisections) and
+    those the budget leaves out."""
+    chosen = selected(study, model) + bisections(study, model)
+    budget = int(study.config.get("localise", {}).get("max_probes", 16))
+    return chosen[:budget], chosen[budget:]
+
+
+def probe_path(model: str, probe: dict[str, str]) -> str:
+    """A probe's record: a mutant's profile, or a bisection's result."""
+    where = {"model": model, "opt": probe["opt"], "device": probe["device"]}
+    if probe["mutant"]:
+        return paths.fill(paths.PROFILE, mutant=probe["mutant"], **where)
+    return paths.fill(paths.BISECT, **where)
+
+
+def probe_paths(study) -> list[str]:
+    """Every probe's record of the study, for the summary."""
+    return [probe_path(m, p) for m in study.models for p in probes(study, m)[0]]
+
+
+def probe_of(study, model: str, opt: str, mutant: str, device: str) -> dict[str, Any]:
+    """One probe's pair (`a` the mutant, `b` its original, as in the mutant pairs) and the files its job reads:
+    both libraries, the model's ONNX (to name kernels; None
+    when TVM imported a torch.export program), the images and the per-image table."""
+    target = study.target_of(device)
+    exported = study.export_settings(model)["exporter"] == "torch.export"
+    return {
+        "a": variant_id(opt, mutant, device), "b": variant_id(opt, ORIGINAL, device),
+        "mutant_lib": study.artifact(paths.LIB, model, opt, mutant, target=target),
+        "mutant_info": study.artifact(paths.DEPLOY, model, opt, mutant, target=target),
+        "original_lib": study.artifact(paths.LIB, model, opt, ORIGINAL, target=target),
+        "onnx": None if exported else paths.fill(paths.ONNX, model=model),
+        "inputs": study.inputs_path(model, shard=study.shards[0]),
+        "per_image": paths.table("per_image", "parquet", model),
+    }
+
+
+def bisection_of(study, model: str, opt: str, device: str) -> dict[str, Any]:
+    """One bisection's pair (`a` the optimisation's build, `b` the reference) and the files its job reads: the
+    imported graph every build starts from, the images and the per-image table; and what it builds."""
+    return {
+        "a": variant_id(opt, ORIGINAL, device), "b": study.reference(model),
+        "imported": paths.fill(paths.IMPORTED, model=model),
+        "inputs": study.inputs_path(model, shard=study.shards[0]),
+        "per_image": paths.table("per_image", "parquet", model),
+        "spec": study.optimisation(opt), "target": study.targets[study.target_of(device)],
+    }

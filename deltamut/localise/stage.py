@@ -1,0 +1,74 @@
+"""Entry point of the localise rule: one mutant's propagation profile on one host-CPU device.
+
+The tracing runs in an isolated child with a time limit (deltamut.isolation), so a probe that crashes or hangs
+is recorded as such in its profile; a mutant that has no library of its own (equivalent, a twin, failed to
+build) is recorded as not probed, with the reason. Every output is written whatever happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deltamut.fsutil import atomic_path, read_json, write_json
+from deltamut.isolation import call_isolated
+from deltamut.outcome import Status
+
+
+def _probe_worker(original_lib: str, mutant_lib: str, onnx: str | None, inputs: str, images: list[str],
+                  tolerance: float, kernels_out: str) -> dict:
+    from deltamut.localise.profile import kernel_table, propagation
+
+    with np.load(inputs) as data:
+        ids = [str(i) for i in data["ids"]]
+        where = [ids.index(i) for i in images]
+        x = data["x"][where]
+    table, logits = kernel_table(original_lib, mutant_lib, x, images, onnx, tolerance)
+    _write_table(table, kernels_out)
+    return {"profile": propagation(table, logits, tolerance),
+            "logits": {i: {k: v.tolist() for k, v in sides.items()} for i, sides in logits.items()}}
+
+
+def _write_table(table: pd.DataFrame, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        table.to_parquet(tmp, index=False)
+
+
+def localise_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], pair: dict[str, str],
+                   settings: dict[str, Any], log: str | Path) -> dict[str, Any]:
+    """Profile pair `pair` (`a` the mutant, `b` its original) on the witnesses of its per-image table."""
+    from deltamut.localise.witness import confirmed, witnesses
+    from deltamut.report.growth import plot_growth
+
+    record: dict[str, Any] = {"a": pair["a"], "b": pair["b"], "settings": settings}
+    deploy = read_json(inputs["mutant_info"])
+    predicate = witnesses(inputs["per_image"], pair["a"], pair["b"], int(settings["images"]))
+    record["predicate"] = predicate
+    if deploy.get("status") != Status.OK.value:
+        record.update(status="not_probed", reason=f"the mutant has no library of its own: {deploy.get('status')}"
+                      f" ({deploy.get('reason') or deploy.get('error') or 'see its deploy record'})")
+    elif not predicate["images"]:
+        record.update(status="not_probed", reason="no image where both sides ran")
+    else:
+        res = call_isolated(_probe_worker, {
+            "original_lib": str(inputs["original_lib"]), "mutant_lib": str(inputs["mutant_lib"]),
+            "onnx": str(inputs["onnx"]) if inputs.get("onnx") else None, "inputs": str(inputs["inputs"]),
+            "images": predicate["images"], "tolerance": float(settings["tolerance"]),
+            "kernels_out": str(outputs["kernels"])}, float(settings["timeout_s"]), log)
+        if res.ok:
+            logits = {i: {k: np.asarray(v, dtype=np.float32) for k, v in sides.items()}
+                      for i, sides in res.value["logits"].items()}
+            record.update(status="ok", confirmed=confirmed(predicate, logits, float(settings["tolerance"])),
+                          **res.value["profile"])
+        else:
+            record.update(status=res.status, reason=f"the probe itself failed ({res.symptom}): {res.error}",
+                          **res.as_record())
+    if not Path(outputs["kernels"]).is_file():
+        _write_table(pd.DataFrame(), outputs["kernels"])
+    write_json(outputs["profile"], record)
+    plot_growth(record, outputs["plot"])
+    return record

@@ -1,0 +1,72 @@
+"""The localisation section of the study summary: one line per probe, and the probes the budget left out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from deltamut.fsutil import read_json
+from deltamut.report.common import shorten
+from deltamut.study.refs import parse_variant_id
+
+
+def bisection_table(records: list[str | Path]) -> pd.DataFrame:
+    """One row per bisection: the pair, its predicate, the culprit steps, the builds it took, the record."""
+    rows = []
+    for path in records:
+        r = read_json(path)
+        c = parse_variant_id(r["a"])
+        pred = r.get("predicate", {})
+        rows.append({"opt": c["opt"], "device": c["device"], "against": r["b"], "status": r["status"],
+                     "predicate": f"top-1 flips on >= {pred['k']} of {len(pred['images'])}" if pred.get("k") else None,
+                     "result": r.get("result"), "culprits": ", ".join(r.get("culprits") or []) or None,
+                     "builds": len({tuple(t["enabled"]) for t in r.get("trials", [])}) or None,
+                     "reason": shorten(str(r.get("reason") or "").splitlines()[0] if r.get("reason") else "", 160),
+                     "record": str(path)})
+    return pd.DataFrame(rows)
+
+
+def localisation_table(profiles: list[str | Path]) -> pd.DataFrame:
+    """One row per probe: the pair, whether its predicate was confirmed, the root kernel and its ONNX node,
+    how many witness images flipped, were masked before the logits, and the profile's path."""
+    rows = []
+    for path in profiles:
+        p = read_json(path)
+        c = parse_variant_id(p["a"])
+        pred, conf = p.get("predicate", {}), p.get("confirmed") or {}
+        rows.append({
+            "mutant": c["mutant"], "opt": c["opt"], "device": c["device"], "status": p["status"],
+            "predicate": (f"top-1 flips on >= {pred['k']} of {len(pred['images'])}" if pred.get("k")
+                          else f"logits move on {len(pred['images'])} images" if pred.get("images") else None),
+            "confirmed": conf.get("holds") if p["status"] == "ok" else None,
+            "root_kernel": p.get("root_kernel"), "onnx_node": p.get("root_onnx_node"),
+            "onnx_op": p.get("root_onnx_op_type"), "flipped": len(p.get("flipped", [])),
+            "masked": len(p.get("masked", [])), "witnesses": p.get("images"),
+            "reason": shorten((p.get("reason") or "").splitlines()[0] if p.get("reason") else "", 160),
+            "profile": str(path),
+        })
+    return pd.DataFrame(rows)
+
+
+def localisation_markdown(profiles: list[str | Path], unprobed: list[str]) -> str:
+    if not profiles and not unprobed:
+        return ""
+    from deltamut.compare.stage import markdown_table
+
+    text = ("\n## Localisation\n\nWhere each selected mutant's effect starts (the root kernel: the first whose "
+            "replay on the original's inputs departs beyond the noise, named by the ONNX node whose value it "
+            "computes) and how far it travels: witness images flipped, and those where a later layer masks it "
+            "before the logits (`localise:`; error growth plots in the report).\n\n")
+    bisections = [p for p in profiles if Path(p).name == "bisect.json"]
+    profiles = [p for p in profiles if Path(p).name != "bisect.json"]
+    if profiles:
+        table = localisation_table(profiles)
+        text += markdown_table(table.drop(columns=["reason"]) if not table["reason"].any() else table)
+    if bisections:
+        text += ("\nWhich steps of an optimisation make its build flip labels against the reference: bisection "
+                 "over the configuration's ordered steps, no-op steps skipped, interacting steps named together "
+                 "(`localise.optimisations`).\n\n" + markdown_table(bisection_table(bisections)))
+    if unprobed:
+        text += f"\nNot probed (over `localise.max_probes`): {', '.join(unprobed)}\n"
+    return text

@@ -1,0 +1,45 @@
+"""The images a probe runs on and the predicate it must confirm, chosen from the pair's own per-image table.
+
+A finding is judged by labels on many images, not by one input: the witness set is the pair's flipped images
+first (where both sides ran), then those whose logits moved most, at most `max_images`; the predicate is "top-1
+flips on at least k of them" with k half the flips among the witnesses (rounded up), so a probe that reproduces
+most of what compare saw confirms it, and one that reproduces none does not. A pair that flips no image has
+the predicate "the logits move beyond the noise" (a survived mutant's effect may still be masked somewhere).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deltamut.numeric import relative_diff
+from deltamut.outcome import Status
+
+FLIPS, DRIFT = "flips", "drift"
+
+
+def witnesses(per_image: str | Path, a: str, b: str, max_images: int) -> dict[str, Any]:
+    """The witness image ids and the predicate of pair (a, b) from compare's per-image table."""
+    rows = pd.read_parquet(per_image, filters=[("a", "==", a), ("b", "==", b)])
+    ran = rows[(rows["status_a"] == Status.OK.value) & (rows["status_b"] == Status.OK.value)]
+    flipped = ran[~ran["top1_agree"]]
+    moved = ran[ran["top1_agree"]].sort_values("max_abs_err", ascending=False)
+    chosen = list(flipped["image"])[:max_images]
+    chosen += list(moved["image"])[: max_images - len(chosen)]
+    flips = len(flipped)
+    k = math.ceil(min(flips, max_images) / 2) if flips else 0
+    return {"kind": FLIPS if k else DRIFT, "k": k, "images": chosen, "flipped_in_table": flips,
+            "images_in_table": len(rows), "ran_in_table": len(ran)}
+
+
+def confirmed(predicate: dict[str, Any], logits: dict[str, dict[str, np.ndarray]], tolerance: float) -> dict:
+    """Whether the probe's own runs reproduce the predicate: how many witnesses flip, and whether that is
+    enough."""
+    flips = [i for i, v in logits.items() if int(np.argmax(v["a"])) != int(np.argmax(v["b"]))]
+    moved = [i for i, v in logits.items() if not relative_diff(v["a"], v["b"]) <= tolerance]
+    holds = len(flips) >= predicate["k"] if predicate["kind"] == FLIPS else bool(moved)
+    return {"holds": holds, "flipped": flips, "moved": moved}

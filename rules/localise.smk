@@ -1,0 +1,60 @@
+# Localisation: for each mutant the study's `localise:` selects (deltamut.localise.plan), where its effect
+# starts and how it travels to the logits, read from both builds kernel by kernel on witness images that
+# compare's per-image table picks. Runs where the device's infer jobs run, in an isolated child.
+
+
+rule localise:
+    input:
+        unpack(localise_inputs),
+    output:
+        profile=paths.PROFILE,
+        kernels=paths.KERNELS,
+        plot=report(
+            paths.GROWTH_PLOT,
+            category="Localisation",
+            labels={"model": "{model}", "mutant": "{mutant}", "device": "{device}"},
+        ),
+    params:
+        pair=lambda wc: localise_pair(wc),
+        settings=LOCALISE,
+    threads: 1
+    resources:
+        slurm_partition=lambda wc: STUDY.placement(wc.device).partition,
+        runtime=lambda wc: STUDY.placement(wc.device).runtime,
+        mem_mb=lambda wc: STUDY.placement(wc.device).mem_mb,
+    log:
+        paths.log("localise", "model", "opt", "mutant", "device"),
+    benchmark:
+        paths.benchmark("localise", "model", "opt", "mutant", "device")
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/localise.py"
+
+
+# Which steps of an optimisation make its build flip labels against the reference: bisection over the
+# configuration's ordered steps (deltamut.localise.bisect), for the optimisations `localise.optimisations` names.
+rule bisect:
+    input:
+        unpack(bisect_inputs),
+    output:
+        record=paths.BISECT,
+        ir=directory(paths.BISECT_IR),
+    params:
+        pair=lambda wc: {k: bisection(wc)[k] for k in ("a", "b")},
+        spec=lambda wc: bisection(wc)["spec"],
+        target=lambda wc: bisection(wc)["target"],
+        settings=LOCALISE,
+    threads: 1
+    resources:
+        slurm_partition=lambda wc: STUDY.placement(wc.device).partition,
+        runtime=lambda wc: STUDY.placement(wc.device).runtime,
+        mem_mb=lambda wc: STUDY.placement(wc.device).mem_mb,
+    log:
+        paths.log("bisect", "model", "opt", "device"),
+    benchmark:
+        paths.benchmark("bisect", "model", "opt", "device")
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/bisect.py"

@@ -1,0 +1,192 @@
+"""Kernel-mode localisation on real TVM builds, with planted faults whose answer is known in advance.
+
+- A kernel-level mutant at one site (store_subtract at one store of one PrimFunc): the root kernel is the
+  PrimFunc the mutant's manifest names, found by replaying each kernel of the mutant on the original's inputs;
+  every other kernel adds no error by itself; the kernel is named by the ONNX node whose value it computes.
+- A step of an optimisation that flips labels, found by bisection: fast-math reassociates `(x + 1e8) - 1e8`
+  back to `x` where IEEE float32 gives 0, which moves top-1; it needs fusion (both operations in one kernel)
+  and LLVM's optimiser, so the three steps are named together and constant folding (a no-op here) is skipped.
+- A mutant masked downstream: a convolution whose outputs are all negative feeds a ReLU (unfused, so each is a
+  kernel of its own); subtracting from the convolution's stores changes its output, and the ReLU clips it
+  back to zero, so the effect starts at the convolution, is masked at the ReLU and never reaches the logits.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from deltamut.compiler.build import build_library
+from deltamut.compiler.importer import import_onnx
+from deltamut.compiler.optconfig import OptConfig
+from deltamut.compiler.passes import lower, optimise_graph
+from deltamut.defaults import section_default
+from deltamut.localise.profile import kernel_table, propagation
+from deltamut.mutations.engine import mutate
+
+EXTENDED = section_default("optimisations")["extended"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _builds(onnx: Path, opt: OptConfig, spec: dict, out: Path) -> tuple[Path, Path, dict]:
+    graph = optimise_graph(import_onnx(onnx), opt)
+    mutant = mutate(graph, spec, lambda g: lower(g, opt))
+    original, mutated = out / "original.so", out / "mutant.so"
+    build_library(lower(graph, opt), {"kind": "llvm"}, opt, original)
+    build_library(mutant.module, {"kind": "llvm"}, opt, mutated)
+    return original, mutated, mutant.manifest
+
+
+def _images(n: int, size: int) -> np.ndarray:
+    return np.random.default_rng(1).standard_normal((n, 3, size, size)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def one_site(tmp_path_factory, small_onnx):
+    out = tmp_path_factory.mktemp("one_site")
+    opt = OptConfig.from_dict("extended", EXTENDED)
+    original, mutated, manifest = _builds(
+        small_onnx, opt, {"operator": "store_subtract", "delta": 0.25, "sites": [[3, 3]]}, out)
+    ids = [f"img{i}" for i in range(3)]
+    table, logits = kernel_table(original, mutated, _images(3, 16), ids, small_onnx)
+    return table, propagation(table, logits), manifest
+
+
+def test_kernel_mode_names_the_mutated_kernel(one_site):
+    table, profile, manifest = one_site
+    [site] = manifest["sites"]
+    assert profile["root_kernel"] == site["function"] and profile["root_by"] == "replay"
+    # the mutated kernel is the only one that adds error by itself; the ones after it only carry it
+    local = table[table["local_departs"]]
+    assert set(local["kernel"]) == {site["function"]} and len(local) == 3  # once per image
+    after = table[table["index"] > profile["root_index"]]
+    assert (after["local_abs"] == 0).all() and after["propagated_departs"].all()
+    before = table[table["index"] < profile["root_index"]]
+    assert (before["propagated_abs"] == 0).all()
+
+
+def test_the_root_kernel_is_named_by_its_onnx_node(one_site):
+    _, profile, manifest = one_site
+    # the mutated store is the bias add of the second convolution, fused with its ReLU and the residual add:
+    # the kernel's output is the residual Add's (conftest.small_cnn: x + relu(conv2(x)))
+    assert manifest["sites"][0]["function"].endswith("relu_add2")
+    assert (profile["root_onnx_op_type"], profile["root_onnx_node"]) == ("Add", "node_add")
+    assert profile["reaches_output"] == 3 and profile["masked"] == []
+
+
+class _Masked(nn.Module):
+    """conv (every output negative) -> ReLU (zero) + x -> mean -> linear: the ReLU masks any change below it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.fc = nn.Linear(3, 4)
+        with torch.no_grad():
+            self.conv.weight.mul_(0.01)
+            self.conv.bias.fill_(-50.0)
+
+    def forward(self, x):
+        return self.fc((torch.relu(self.conv(x)) + x).mean(dim=(2, 3)))
+
+
+def test_an_effect_clipped_by_a_later_relu_is_reported_masked_there(tmp_path):
+    torch.manual_seed(0)
+    onnx = tmp_path / "masked.onnx"
+    torch.onnx.export(_Masked().eval(), (torch.zeros(1, 3, 8, 8),), str(onnx), dynamo=True, external_data=False,
+                      opset_version=18, input_names=["input"], output_names=["logits"])
+    opt = OptConfig.from_dict("unfused", {"fuse": False})
+    # site 0: the convolution's bias add (unfused, a kernel of its own after the bias-free conv2d), so every
+    # output of the ONNX Conv moves by -1
+    original, mutated, manifest = _builds(onnx, opt, {"operator": "store_subtract", "delta": 1.0,
+                                                      "sites": [[0, 0]]}, tmp_path)
+    table, logits = kernel_table(original, mutated, _images(2, 8), ["p", "q"], onnx)
+    profile = propagation(table, logits)
+    assert profile["root_kernel"] == manifest["sites"][0]["function"]
+    assert profile["root_onnx_op_type"] == "Conv"  # the conv2d kernel before it computes no ONNX tensor
+    assert profile["reaches_output"] == 0 and profile["masked"] == ["p", "q"] and profile["flipped"] == []
+    assert all(e["masked_at"].split(" = ONNX ")[1].startswith("Relu") for e in profile["per_image"])
+
+
+class _FastMathTrap(nn.Module):
+    """Three logits `(|mean| + 1e8) - 1e8`, which IEEE float32 rounds to 0 for a mean below 4, beside a constant
+    1e-3: top-1 is the constant (class 3) in exact arithmetic's float32 rounding; reassociating the
+    subtraction (LLVM's fast-math, where the add and the subtract sit in one kernel and its optimiser runs)
+    gives the mean back, and top-1 moves to a channel."""
+
+    def forward(self, x):
+        y = x.mean(dim=(2, 3)).abs()
+        return torch.cat([(y + 1.0e8) - 1.0e8, torch.full_like(y[:, :1], 1e-3)], dim=1)
+
+
+def _trap(tmp_path: Path) -> Path:
+    onnx = tmp_path / "trap.onnx"
+    torch.onnx.export(_FastMathTrap().eval(), (torch.zeros(1, 3, 16, 16),), str(onnx), dynamo=True,
+                      external_data=False, opset_version=18, input_names=["input"], output_names=["logits"])
+    return onnx
+
+
+def test_bisection_names_the_interacting_steps_that_flip_a_label(tmp_path):
+    from deltamut.compiler.importer import import_onnx
+    from deltamut.localise.bisect import Bisector, bisect
+
+    onnx = _trap(tmp_path)
+    images = _images(3, 16)  # channel means below 4: 0 in float32 after + 1e8 - 1e8
+
+    def flips(logits: np.ndarray) -> dict:
+        moved = int((logits.argmax(axis=1) != 3).sum())
+        return {"holds": moved >= 2, "flipped": moved}
+
+    spec = {"llvm": {"fast-math": True}}  # and the defaults: fold constants, fuse, LLVM -O3
+    result = bisect(Bisector(import_onnx(onnx), spec, {"kind": "llvm"}, images, flips, tmp_path / "bisect"))
+    assert result["result"] == "found", result
+    # folding constants leaves this IR as it was (no constant-only expression): skipped, no build spent on it
+    assert result["skipped_noop"] == ["fold_constants"]
+    # the shortest failing prefix ends with LLVM -O3; alone it flips nothing, and so does either set without
+    # fusion (the add and the subtract in two kernels) or without fast-math: the three are named together
+    assert result["culprits"] == ["fuse", "fast-math", "llvm-opt"], result["trials"]
+    judged = {t["why"]: t["detail"]["flipped"] for t in result["trials"]}
+    assert judged["the full configuration"] == 3 and judged["every step off"] == 0
+    assert judged["llvm-opt alone"] == judged["without fast-math"] == judged["without fuse"] == 0
+
+
+@pytest.mark.slow
+def test_the_pipeline_bisects_an_optimisation_and_profiles_a_mutant(tmp_path, labelled_photos):
+    """Both localisation rules in a study of the trap model on real photos: the `fm` build flips every photo
+    against ONNX Runtime, and its bisection names the same three steps; a one-store mutant's profile is rooted
+    at the kernel its manifest names; the study summary lists both."""
+    photos, labels = labelled_photos
+    work = tmp_path / "work"
+    work.mkdir()
+    study = {
+        "models": {"trap": {"source": "onnx", "path": str(_trap(tmp_path)), "input_size": 16,
+                            "mutants": ["one_store"]}},
+        "dataset": {"images": str(photos), "labels": str(labels), "limit": 3},
+        "frameworks": ["onnxruntime"],
+        "optimisations": {"fm": {"llvm": {"fast-math": True}}},
+        "mutations": {"one_store": {"operator": "store_subtract", "delta": 0.5, "sites": [[0, 0]]}},
+        "targets": {"x86_64": {"kind": "llvm"}},
+        "devices": {"cpu": {"target": "x86_64"}},
+        "localise": {"mutants": ["one_store"], "optimisations": ["fm"]},
+    }
+    (work / "study.yaml").write_text(yaml.safe_dump(study))
+    run = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work),
+                          "--configfile", str(work / "study.yaml"), "--cores", "2"],
+                         capture_output=True, text=True, cwd=work, timeout=1200)
+    assert run.returncode == 0, run.stderr[-4000:]
+    record = json.loads((work / "results/trap/tvm/fm/localise/cpu/bisect.json").read_text())
+    assert record["status"] == "ok" and record["predicate"]["flipped_in_table"] == 3, record.get("reason")
+    assert record["culprits"] == ["fuse", "fast-math", "llvm-opt"]
+    assert list((work / "results/trap/tvm/fm/localise/cpu/bisect").glob("*/lowered.py"))  # the IR of each build
+    manifest = json.loads((work / "results/trap/tvm/fm/one_store/manifest.json").read_text())
+    profile = json.loads((work / "results/trap/tvm/fm/one_store/localise/cpu/profile.json").read_text())
+    assert profile["status"] == "ok" and profile["root_kernel"] == manifest["sites"][0]["function"]
+    summary = (work / "results/summary.md").read_text().split("## Localisation")[1]
+    assert "fuse, fast-math, llvm-opt" in summary and "one_store" in summary
