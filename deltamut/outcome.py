@@ -46,4 +46,13 @@ class Symptom(StrEnum):
         return {Symptom.EXCEPTION: Status.ERROR, Symptom.TIMEOUT: Status.TIMEOUT}.get(self, Status.CRASH)
 
 
+class ProbeStatus(StrEnum):
+    """The outcome of a localisation probe or bisection (deltamut.localise) that did not fail; one that failed
+    has its Status (crash, timeout, error), never a finding about the model."""
+
+    OK = Status.OK.value
+    NOT_PROBED = "not_probed"  # nothing to trace: the mutant has no library of its own, or no image ran
+    NOT_BISECTED = "not_bisected"  # the build flips no label: a label predicate has nothing to find
+
+
 FAILED = frozenset({Status.CRASH, Status.TIMEOUT, Status.NAN, Status.ERROR})

@@ -17,6 +17,7 @@ import pandas as pd
 
 from deltamut.fsutil import write_json
 from deltamut.isolation import call_isolated
+from deltamut.outcome import ProbeStatus
 
 
 def _bisect_worker(imported: str, inputs: str, images: list[str], reference_top1: list[int], k: int,
@@ -49,7 +50,7 @@ def bisect_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], pair:
     record["predicate"] = predicate
     Path(outputs["ir"]).mkdir(parents=True, exist_ok=True)
     if predicate["kind"] != "flips":
-        record.update(status="not_bisected", reason="the build flips no label against the reference")
+        record.update(status=ProbeStatus.NOT_BISECTED.value, reason="the build flips no label against the reference")
     else:
         rows = pd.read_parquet(inputs["per_image"], filters=[("a", "==", pair["a"]), ("b", "==", pair["b"])])
         top1 = rows.set_index("image")["top1_b"]
@@ -58,7 +59,7 @@ def bisect_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], pair:
             "reference_top1": [int(top1[i]) for i in predicate["images"]], "k": int(predicate["k"]),
             "spec": spec, "target": target, "workdir": str(outputs["ir"])}, float(settings["timeout_s"]), log)
         if res.ok:
-            record.update(status="ok", **res.value)
+            record.update(status=ProbeStatus.OK.value, **res.value)
         else:
             record.update(status=res.status, reason=f"the search itself failed ({res.symptom}): {res.error}",
                           **res.as_record())

@@ -16,7 +16,7 @@ import pandas as pd
 
 from deltamut.fsutil import atomic_path, read_json, write_json
 from deltamut.isolation import call_isolated
-from deltamut.outcome import Status
+from deltamut.outcome import ProbeStatus, Status
 
 
 def _probe_worker(original_lib: str, mutant_lib: str, onnx: str | None, inputs: str, images: list[str],
@@ -49,10 +49,11 @@ def localise_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], pai
     predicate = witnesses(inputs["per_image"], pair["a"], pair["b"], int(settings["images"]))
     record["predicate"] = predicate
     if deploy.get("status") != Status.OK.value:
-        record.update(status="not_probed", reason=f"the mutant has no library of its own: {deploy.get('status')}"
-                      f" ({deploy.get('reason') or deploy.get('error') or 'see its deploy record'})")
+        why = deploy.get("reason") or deploy.get("error") or "see its deploy record"
+        record.update(status=ProbeStatus.NOT_PROBED.value,
+                      reason=f"the mutant has no library of its own: {deploy.get('status')} ({why})")
     elif not predicate["images"]:
-        record.update(status="not_probed", reason="no image where both sides ran")
+        record.update(status=ProbeStatus.NOT_PROBED.value, reason="no image where both sides ran")
     else:
         res = call_isolated(_probe_worker, {
             "original_lib": str(inputs["original_lib"]), "mutant_lib": str(inputs["mutant_lib"]),
@@ -62,8 +63,8 @@ def localise_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], pai
         if res.ok:
             logits = {i: {k: np.asarray(v, dtype=np.float32) for k, v in sides.items()}
                       for i, sides in res.value["logits"].items()}
-            record.update(status="ok", confirmed=confirmed(predicate, logits, float(settings["tolerance"])),
-                          **res.value["profile"])
+            record.update(status=ProbeStatus.OK.value,
+                          confirmed=confirmed(predicate, logits, float(settings["tolerance"])), **res.value["profile"])
         else:
             record.update(status=res.status, reason=f"the probe itself failed ({res.symptom}): {res.error}",
                           **res.as_record())

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from deltamut.fsutil import read_json
+from deltamut.outcome import ProbeStatus
 from deltamut.report.common import shorten
 from deltamut.study.refs import parse_variant_id
 
@@ -39,7 +40,7 @@ def localisation_table(profiles: list[str | Path]) -> pd.DataFrame:
             "mutant": c["mutant"], "opt": c["opt"], "device": c["device"], "status": p["status"],
             "predicate": (f"top-1 flips on >= {pred['k']} of {len(pred['images'])}" if pred.get("k")
                           else f"logits move on {len(pred['images'])} images" if pred.get("images") else None),
-            "confirmed": conf.get("holds") if p["status"] == "ok" else None,
+            "confirmed": conf.get("holds") if p["status"] == ProbeStatus.OK else None,
             "root_kernel": p.get("root_kernel"), "onnx_node": p.get("root_onnx_node"),
             "onnx_op": p.get("root_onnx_op_type"), "flipped": len(p.get("flipped", [])),
             "masked": len(p.get("masked", [])), "witnesses": p.get("images"),

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from deltamut.outcome import ProbeStatus
 from deltamut.report.common import add_note, new_figure, note_figure, save_figure
 
 
@@ -15,7 +16,7 @@ def plot_growth(profile: dict[str, Any], path: str | Path) -> Path:
     reads) and local (what the kernel adds by itself), against the noise floor; the root kernel marked."""
     title = f"{profile.get('a', 'mutant')}: error along the kernels"
     growth = profile.get("growth") or []
-    if profile.get("status") != "ok" or not growth:
+    if profile.get("status") != ProbeStatus.OK or not growth:
         return note_figure(path, title, profile.get("reason") or "the probe recorded no kernel")
     index = np.array([g["index"] for g in growth])
     fig = new_figure(max(6.0, 0.12 * len(growth)), 3.6)
