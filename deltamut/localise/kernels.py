@@ -6,7 +6,7 @@ kernel and image come out of one run of the reference build `a`:
 
 - *propagated* error: `b`'s own output at that call (from a separate full run of `b`) against `a`'s, which is
   what a reader of the final logits sees, accumulated along the way;
-- *local* error: `b`'s kernel of the same name replayed on `a`'s inputs of that call against `a`'s output,
+- *local* error: `b`'s kernel at the same call replayed on `a`'s inputs of that call against `a`'s output,
   which is the error that kernel adds by itself (TVM's `LibCompareVMInstrument` idea). The root kernel of a
   disagreement is the first with a local error beyond the noise; kernels after it may show propagated error only.
 
