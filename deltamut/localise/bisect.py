@@ -66,31 +66,38 @@ class Bisector:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.trials: list[dict[str, Any]] = []
         self._cache: dict[tuple[str, ...], dict[str, Any]] = {}
+        self._lowered: dict[tuple[str, ...], tuple[Any, Any]] = {}
 
     def _key(self, enabled: list[str]) -> str:
         return hashlib.sha1(json.dumps(sorted(enabled)).encode()).hexdigest()[:10]
 
     def lowered(self, enabled: list[str]):
+        """The lowered module and configuration with `enabled` on (each lowered once: the no-op check and the
+        trial build of the full configuration share theirs)."""
         from deltamut.compiler.optconfig import OptConfig
         from deltamut.compiler.passes import lower, optimise_graph
 
-        opt = OptConfig.from_dict("bisect", with_only(self.spec, enabled))
-        return lower(optimise_graph(self.graph, opt), opt), opt
+        key = tuple(s for s in steps_of(self.spec) if s in enabled)
+        if key not in self._lowered:
+            opt = OptConfig.from_dict("bisect", with_only(self.spec, list(key)))
+            self._lowered[key] = lower(optimise_graph(self.graph, opt), opt), opt
+        return self._lowered[key]
 
     def holds(self, enabled: list[str], why: str) -> bool:
         """Build with `enabled` on, run the witnesses, judge; every trial is recorded once."""
         key = tuple(s for s in steps_of(self.spec) if s in enabled)
         if key not in self._cache:
             from deltamut.compiler.build import build_library
-            from deltamut.localise.kernels import TracedBuild
+            from deltamut.devices.tvm_backend import TvmBackend
 
             mod, opt = self.lowered(list(key))
             where = self.workdir / self._key(list(key))
             where.mkdir(exist_ok=True)
             (where / "lowered.py").write_text(mod.script())
             build_library(mod, self.target, opt, where / "lib.so")
-            build = TracedBuild(where / "lib.so")
-            logits = np.stack([build.run(x[None])[0] for x in self.images])
+            build = TvmBackend({"lib": str(where / "lib.so")})  # plain runs: no kernel is traced here
+            logits = np.stack([build(x[None])[0] for x in self.images])
+            build.close()
             verdict = self.predicate(logits)
             self._cache[key] = {"enabled": list(key), "holds": bool(verdict["holds"]), "detail": verdict,
                                 "dir": str(where)}

@@ -1,9 +1,9 @@
 """Entry point of the bisect rule: which steps of an optimisation make its build flip labels.
 
 The predicate comes from the compiler pair's rows of the per-image table: top-1 differs from the reference's
-(its recorded top-1, `top1_b`) on at least k of the witness images. A pair that flips no label is recorded as
-not bisected (a label predicate has nothing to find); the search runs isolated with a time limit, and a
-search that crashes or runs out of time is recorded with its symptom.
+(its recorded top-1 on each witness, `reference_top1`) on at least k of the witness images. A pair that flips
+no label is recorded as not bisected (a label predicate has nothing to find); the search runs isolated with a
+time limit, and a search that crashes or runs out of time is recorded with its symptom.
 """
 
 from __future__ import annotations
@@ -13,28 +13,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from deltamut.fsutil import write_json
 from deltamut.isolation import call_isolated
 from deltamut.outcome import ProbeStatus
 
 
-def _bisect_worker(imported: str, inputs: str, images: list[str], reference_top1: list[int], k: int,
-                   spec: dict, target: dict, workdir: str) -> dict:
+def _bisect_worker(imported: str, inputs: str, predicate: dict, spec: dict, target: dict, workdir: str) -> dict:
     from deltamut.compiler.serialize import load_module
     from deltamut.localise.bisect import Bisector, bisect
+    from deltamut.localise.witness import witness_images
 
-    with np.load(inputs) as data:
-        ids = [str(i) for i in data["ids"]]
-        x = data["x"][[ids.index(i) for i in images]]
-    expected = np.asarray(reference_top1)
+    images, k = predicate["images"], int(predicate["k"])
+    expected = np.asarray(predicate["reference_top1"])
 
     def flips(logits: np.ndarray) -> dict[str, Any]:
         moved = [images[i] for i in np.flatnonzero(logits.argmax(axis=1) != expected)]
         return {"holds": len(moved) >= k, "flipped": moved}
 
-    result = bisect(Bisector(load_module(imported), spec, target, x, flips, workdir))
+    result = bisect(Bisector(load_module(imported), spec, target, witness_images(inputs, images), flips, workdir))
     for lib in Path(workdir).glob("*/lib.so"):  # the IR stays; the libraries were only run
         lib.unlink()
     return result
@@ -52,11 +49,8 @@ def bisect_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], pair:
     if predicate["kind"] != "flips":
         record.update(status=ProbeStatus.NOT_BISECTED.value, reason="the build flips no label against the reference")
     else:
-        rows = pd.read_parquet(inputs["per_image"], filters=[("a", "==", pair["a"]), ("b", "==", pair["b"])])
-        top1 = rows.set_index("image")["top1_b"]
         res = call_isolated(_bisect_worker, {
-            "imported": str(inputs["imported"]), "inputs": str(inputs["inputs"]), "images": predicate["images"],
-            "reference_top1": [int(top1[i]) for i in predicate["images"]], "k": int(predicate["k"]),
+            "imported": str(inputs["imported"]), "inputs": str(inputs["inputs"]), "predicate": predicate,
             "spec": spec, "target": target, "workdir": str(outputs["ir"])}, float(settings["timeout_s"]), log)
         if res.ok:
             record.update(status=ProbeStatus.OK.value, **res.value)

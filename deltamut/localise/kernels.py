@@ -34,13 +34,6 @@ class KernelCall:
     output: np.ndarray
 
 
-def _is_kernel(name: str, args: tuple) -> bool:
-    """A TIR kernel call (not a VM builtin such as `vm.builtin.alloc_tensor`) with a tensor to write."""
-    import tvm
-
-    return not name.startswith("vm.") and bool(args) and isinstance(args[-1], tvm.runtime.Tensor)
-
-
 class TracedBuild:
     """A library loaded on the host CPU with an instrumented VM (the builds compared here run on one host)."""
 
@@ -49,6 +42,7 @@ class TracedBuild:
         from tvm.runtime.vm import VirtualMachine
 
         self._tvm = tvm
+        self._tensor = tvm.runtime.Tensor
         self.path = Path(lib)
         self.module = tvm.runtime.load_module(str(lib))
         self.vm = VirtualMachine(self.module, tvm.cpu())
@@ -56,7 +50,10 @@ class TracedBuild:
         self.vm.set_instrument(self._instrument)
 
     def _instrument(self, func, name, before_run, ret_value, *args):
-        if not before_run and self._hook is not None and _is_kernel(name, args):
+        # called around every VM instruction: only a TIR kernel (not a builtin such as `vm.builtin.alloc_tensor`)
+        # with a tensor to write goes to the hook
+        if (not before_run and self._hook is not None and args and isinstance(args[-1], self._tensor)
+                and not name.startswith("vm.")):
             self._hook(name, args)
         return 0  # VMInstrumentReturnKind.NO_OP
 

@@ -31,7 +31,7 @@ def kernel_table(a_lib: str | Path, b_lib: str | Path, images: np.ndarray, ids: 
     and whether its local and propagated errors exceed it; and per image both builds' logits."""
     a, b = TracedBuild(a_lib), TracedBuild(b_lib)
     rows, logits = compare_kernels(a, b, images, ids)
-    noise, _ = compare_kernels(a, TracedBuild(a_lib), images, ids)
+    noise, _ = compare_kernels(a, a, images, ids)  # the original against its own second run
     table = pd.DataFrame(rows)
     floor = pd.DataFrame(noise).groupby("index")[["propagated_rel", "local_rel"]].max().max(axis=1)
     table["floor_rel"] = np.maximum(table["index"].map(floor).fillna(0.0).to_numpy(float) * 4, tolerance)
@@ -95,19 +95,11 @@ def propagation(table: pd.DataFrame, logits: dict[str, dict[str, np.ndarray]], t
                          & rows["propagated_rel"].notna()].head(1)
             entry["masked_at"] = None if after.empty else _label(after.iloc[0])
         per_image.append(entry)
-    roots = [e["root_index"] for e in per_image if e["root_index"] is not None]
-    first = table[table["index"] == min(roots)].iloc[0] if roots else None
     growth = (table.groupby("index").agg(kernel=("kernel", "first"), propagated_rel=("propagated_rel", "median"),
                                          local_rel=("local_rel", "median"), floor_rel=("floor_rel", "first"))
               .reset_index())
     return {
-        "root": None if first is None else _label(first),
-        "root_index": None if first is None else int(first["index"]),
-        "root_by": None if first is None else next(e["root_by"] for e in per_image if e["root_index"] == min(roots)),
-        "root_kernel": None if first is None else first["kernel"],
-        "root_mutant_kernel": None if first is None else first["mutant_kernel"],
-        "root_onnx_node": None if first is None else _onnx(first, "onnx_node"),
-        "root_onnx_op_type": None if first is None else _onnx(first, "onnx_op_type"),
+        **_root(table, per_image),
         "images": len(per_image),
         "flipped": [e["image"] for e in per_image if e["flipped"]],
         "reaches_output": sum(e["reaches_output"] for e in per_image),
@@ -115,6 +107,19 @@ def propagation(table: pd.DataFrame, logits: dict[str, dict[str, np.ndarray]], t
         "per_image": per_image,
         "growth": growth.replace({np.nan: None}).to_dict("records"),
     }
+
+
+def _root(table: pd.DataFrame, per_image: list[dict[str, Any]]) -> dict[str, Any]:
+    """The earliest root over the images: its label, call, how it was found, both builds' kernels there and
+    its ONNX node (all None when no image departs)."""
+    keys = ("root", "root_index", "root_by", "root_kernel", "root_mutant_kernel", "root_onnx_node",
+            "root_onnx_op_type")
+    earliest = min((e for e in per_image if e["root_index"] is not None), key=lambda e: e["root_index"], default=None)
+    if earliest is None:
+        return dict.fromkeys(keys)
+    row = table[table["index"] == earliest["root_index"]].iloc[0]
+    return dict(zip(keys, (_label(row), int(row["index"]), earliest["root_by"], row["kernel"], row["mutant_kernel"],
+                           _onnx(row, "onnx_node"), _onnx(row, "onnx_op_type")), strict=True))
 
 
 def _onnx(row: pd.Series, col: str) -> str | None:

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from deltamut.fsutil import atomic_path, read_json, write_json
@@ -19,18 +18,15 @@ from deltamut.isolation import call_isolated
 from deltamut.outcome import ProbeStatus, Status
 
 
-def _probe_worker(original_lib: str, mutant_lib: str, onnx: str | None, inputs: str, images: list[str],
+def _probe_worker(original_lib: str, mutant_lib: str, onnx: str | None, inputs: str, predicate: dict,
                   tolerance: float, kernels_out: str) -> dict:
     from deltamut.localise.profile import kernel_table, propagation
+    from deltamut.localise.witness import confirmed, witness_images
 
-    with np.load(inputs) as data:
-        ids = [str(i) for i in data["ids"]]
-        where = [ids.index(i) for i in images]
-        x = data["x"][where]
-    table, logits = kernel_table(original_lib, mutant_lib, x, images, onnx, tolerance)
+    images = predicate["images"]
+    table, logits = kernel_table(original_lib, mutant_lib, witness_images(inputs, images), images, onnx, tolerance)
     _write_table(table, kernels_out)
-    return {"profile": propagation(table, logits, tolerance),
-            "logits": {i: {k: v.tolist() for k, v in sides.items()} for i, sides in logits.items()}}
+    return {"confirmed": confirmed(predicate, logits, tolerance), **propagation(table, logits, tolerance)}
 
 
 def _write_table(table: pd.DataFrame, path: str | Path) -> None:
@@ -41,7 +37,7 @@ def _write_table(table: pd.DataFrame, path: str | Path) -> None:
 def localise_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], pair: dict[str, str],
                    settings: dict[str, Any], log: str | Path) -> dict[str, Any]:
     """Profile pair `pair` (`a` the mutant, `b` its original) on the witnesses of its per-image table."""
-    from deltamut.localise.witness import confirmed, witnesses
+    from deltamut.localise.witness import witnesses
     from deltamut.report.growth import plot_growth
 
     record: dict[str, Any] = {"a": pair["a"], "b": pair["b"], "settings": settings}
@@ -58,13 +54,10 @@ def localise_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], pai
         res = call_isolated(_probe_worker, {
             "original_lib": str(inputs["original_lib"]), "mutant_lib": str(inputs["mutant_lib"]),
             "onnx": str(inputs["onnx"]) if inputs.get("onnx") else None, "inputs": str(inputs["inputs"]),
-            "images": predicate["images"], "tolerance": float(settings["tolerance"]),
+            "predicate": predicate, "tolerance": float(settings["tolerance"]),
             "kernels_out": str(outputs["kernels"])}, float(settings["timeout_s"]), log)
         if res.ok:
-            logits = {i: {k: np.asarray(v, dtype=np.float32) for k, v in sides.items()}
-                      for i, sides in res.value["logits"].items()}
-            record.update(status=ProbeStatus.OK.value,
-                          confirmed=confirmed(predicate, logits, float(settings["tolerance"])), **res.value["profile"])
+            record.update(status=ProbeStatus.OK.value, **res.value)
         else:
             record.update(status=res.status, reason=f"the probe itself failed ({res.symptom}): {res.error}",
                           **res.as_record())

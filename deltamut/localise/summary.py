@@ -12,6 +12,15 @@ from deltamut.report.common import shorten
 from deltamut.study.refs import parse_variant_id
 
 
+def _flips_text(pred: dict) -> str | None:
+    return f"top-1 flips on >= {pred['k']} of {len(pred['images'])}" if pred.get("k") else None
+
+
+def _reason(record: dict) -> str:
+    """The first line of why a probe did not run or failed (a build error can run to dozens of lines)."""
+    return shorten(str(record.get("reason") or "").splitlines()[0] if record.get("reason") else "", 160)
+
+
 def bisection_table(records: list[str | Path]) -> pd.DataFrame:
     """One row per bisection: the pair, its predicate, the culprit steps, the builds it took, the record."""
     rows = []
@@ -20,10 +29,10 @@ def bisection_table(records: list[str | Path]) -> pd.DataFrame:
         c = parse_variant_id(r["a"])
         pred = r.get("predicate", {})
         rows.append({"opt": c["opt"], "device": c["device"], "against": r["b"], "status": r["status"],
-                     "predicate": f"top-1 flips on >= {pred['k']} of {len(pred['images'])}" if pred.get("k") else None,
+                     "predicate": _flips_text(pred),
                      "result": r.get("result"), "culprits": ", ".join(r.get("culprits") or []) or None,
                      "builds": len({tuple(t["enabled"]) for t in r.get("trials", [])}) or None,
-                     "reason": shorten(str(r.get("reason") or "").splitlines()[0] if r.get("reason") else "", 160),
+                     "reason": _reason(r),
                      "record": str(path)})
     return pd.DataFrame(rows)
 
@@ -38,13 +47,13 @@ def localisation_table(profiles: list[str | Path]) -> pd.DataFrame:
         pred, conf = p.get("predicate", {}), p.get("confirmed") or {}
         rows.append({
             "mutant": c["mutant"], "opt": c["opt"], "device": c["device"], "status": p["status"],
-            "predicate": (f"top-1 flips on >= {pred['k']} of {len(pred['images'])}" if pred.get("k")
-                          else f"logits move on {len(pred['images'])} images" if pred.get("images") else None),
+            "predicate": _flips_text(pred) or (f"logits move on {len(pred['images'])} images"
+                                               if pred.get("images") else None),
             "confirmed": conf.get("holds") if p["status"] == ProbeStatus.OK else None,
             "root_kernel": p.get("root_kernel"), "onnx_node": p.get("root_onnx_node"),
             "onnx_op": p.get("root_onnx_op_type"), "flipped": len(p.get("flipped", [])),
             "masked": len(p.get("masked", [])), "witnesses": p.get("images"),
-            "reason": shorten((p.get("reason") or "").splitlines()[0] if p.get("reason") else "", 160),
+            "reason": _reason(p),
             "profile": str(path),
         })
     return pd.DataFrame(rows)

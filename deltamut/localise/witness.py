@@ -32,8 +32,17 @@ def witnesses(per_image: str | Path, a: str, b: str, max_images: int) -> dict[st
     chosen += list(moved["image"])[: max_images - len(chosen)]
     flips = len(flipped)
     k = math.ceil(min(flips, max_images) / 2) if flips else 0
+    top1_b = ran.set_index("image")["top1_b"]
     return {"kind": FLIPS if k else DRIFT, "k": k, "images": chosen, "flipped_in_table": flips,
-            "images_in_table": len(rows), "ran_in_table": len(ran)}
+            "images_in_table": len(rows), "ran_in_table": len(ran),
+            "reference_top1": [int(top1_b[i]) for i in chosen]}  # `b`'s recorded top-1 on each witness
+
+
+def witness_images(inputs: str | Path, images: list[str]) -> np.ndarray:
+    """The witnesses' preprocessed inputs, in the witnesses' order, from an inputs file (`ids`, `x`)."""
+    with np.load(inputs) as data:
+        ids = [str(i) for i in data["ids"]]
+        return data["x"][[ids.index(i) for i in images]]
 
 
 def confirmed(predicate: dict[str, Any], logits: dict[str, dict[str, np.ndarray]], tolerance: float) -> dict:

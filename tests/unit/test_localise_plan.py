@@ -71,7 +71,7 @@ def _per_image(tmp_path, flips: list[bool], err: list[float], ok: list[bool] | N
     ok = ok or [True] * n
     rows = pd.DataFrame({"kind": "mutant", "a": "A", "b": "B", "image": [f"i{k}" for k in range(n)],
                          "status_a": ["ok" if o else "crash" for o in ok], "status_b": "ok",
-                         "top1_agree": [not f for f in flips], "max_abs_err": err})
+                         "top1_agree": [not f for f in flips], "top1_b": 0, "max_abs_err": err})
     other = rows.assign(a="C")  # another pair's rows are not read
     path = tmp_path / "per_image.parquet"
     pd.concat([rows, other]).to_parquet(path)
