@@ -54,6 +54,8 @@ GROWTH_PLOT = f"{LOCALISED}/growth.png"
 # which step of an optimisation makes its build disagree with the reference (deltamut.localise.bisect)
 BISECT = f"{OPT}/localise/{{device}}/bisect.json"
 BISECT_IR = f"{OPT}/localise/{{device}}/bisect"
+# its reproducer: the smallest ONNX subgraph that still flips labels inside the model (deltamut.localise.bundle)
+BUNDLE = f"{OPT}/localise/{{device}}/bundle"
 
 # compare and report: one model's tables (CSV and Parquet) and figures; the study's across models
 TABLE = f"{MODEL}/{COMPARE_DIR}/{{table}}.{{ext}}"

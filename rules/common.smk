@@ -224,5 +224,7 @@ def bisection(wildcards):
 
 
 def bisect_inputs(wildcards):
-    """The imported graph every trial build starts from, the images and compare's per-image table."""
-    return {k: bisection(wildcards)[k] for k in ("imported", "inputs", "per_image")}
+    """The imported graph every trial build starts from, the ONNX file (for the reproducer), the images and
+    compare's per-image table."""
+    b = bisection(wildcards)
+    return {k: b[k] for k in ("imported", "onnx", "inputs", "per_image") if b[k]}

@@ -40,6 +40,7 @@ rule bisect:
     output:
         record=paths.BISECT,
         ir=directory(paths.BISECT_IR),
+        bundle=directory(paths.BUNDLE),
     params:
         pair=lambda wc: {k: bisection(wc)[k] for k in ("a", "b")},
         spec=lambda wc: bisection(wc)["spec"],

@@ -3,7 +3,9 @@
 The predicate comes from the compiler pair's rows of the per-image table: top-1 differs from the reference's
 (its recorded top-1 on each witness, `reference_top1`) on at least k of the witness images. A pair that flips
 no label is recorded as not bisected (a label predicate has nothing to find); the search runs isolated with a
-time limit, and a search that crashes or runs out of time is recorded with its symptom.
+time limit, and a search that crashes or runs out of time is recorded with its symptom. Where it names
+culprits and the model has an ONNX file, the same child cuts the reproducer (deltamut.localise.bundle): the
+culprit steps alone are the faulty build, every step off the control.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from deltamut.isolation import call_isolated
 from deltamut.outcome import ProbeStatus
 
 
-def _bisect_worker(imported: str, inputs: str, predicate: dict, spec: dict, target: dict, workdir: str) -> dict:
+def _bisect_worker(imported: str, onnx_path: str | None, inputs: str, predicate: dict, spec: dict, target: dict,
+                   workdir: str, bundle: str) -> dict:
     from deltamut.compiler.serialize import load_module
-    from deltamut.localise.bisect import Bisector, bisect
+    from deltamut.localise.bisect import Bisector, bisect, with_only
     from deltamut.localise.witness import witness_images
 
     images, k = predicate["images"], int(predicate["k"])
@@ -31,9 +34,25 @@ def _bisect_worker(imported: str, inputs: str, predicate: dict, spec: dict, targ
         moved = [images[i] for i in np.flatnonzero(logits.argmax(axis=1) != expected)]
         return {"holds": len(moved) >= k, "flipped": moved}
 
-    result = bisect(Bisector(load_module(imported), spec, target, witness_images(inputs, images), flips, workdir))
+    pictures = witness_images(inputs, images)
+    result = bisect(Bisector(load_module(imported), spec, target, pictures, flips, workdir))
     for lib in Path(workdir).glob("*/lib.so"):  # the IR stays; the libraries were only run
         lib.unlink()
+    if result["result"] != "found":
+        result["bundle"] = {"result": "not_made", "reason": "bisection named no culprit"}
+    elif onnx_path is None:
+        result["bundle"] = {"result": "not_made", "reason": "the model was imported from torch.export: no ONNX"}
+    else:
+        import onnx
+
+        from deltamut.localise.bundle import CONTROL, FAULTY, make_bundle
+
+        builds = {FAULTY: with_only(spec, result["culprits"]), CONTROL: with_only(spec, [])}
+        found = make_bundle(onnx.load(onnx_path), pictures, predicate, builds, target, bundle,
+                            {"culprits": result["culprits"], "configuration": spec})
+        result["bundle"] = {k: found[k] for k in ("result", "path", "nodes_before", "nodes_after", "window",
+                                                  "reason") if k in found}
+        result["bundle"]["builds"] = len(found["trials"])
     return result
 
 
@@ -46,12 +65,14 @@ def bisect_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], pair:
     predicate = witnesses(inputs["per_image"], pair["a"], pair["b"], int(settings["images"]))
     record["predicate"] = predicate
     Path(outputs["ir"]).mkdir(parents=True, exist_ok=True)
+    Path(outputs["bundle"]).mkdir(parents=True, exist_ok=True)
     if predicate["kind"] != "flips":
         record.update(status=ProbeStatus.NOT_BISECTED.value, reason="the build flips no label against the reference")
     else:
         res = call_isolated(_bisect_worker, {
-            "imported": str(inputs["imported"]), "inputs": str(inputs["inputs"]), "predicate": predicate,
-            "spec": spec, "target": target, "workdir": str(outputs["ir"])}, float(settings["timeout_s"]), log)
+            "imported": str(inputs["imported"]), "onnx_path": str(inputs["onnx"]) if inputs.get("onnx") else None,
+            "inputs": str(inputs["inputs"]), "predicate": predicate, "spec": spec, "target": target,
+            "workdir": str(outputs["ir"]), "bundle": str(outputs["bundle"])}, float(settings["timeout_s"]), log)
         if res.ok:
             record.update(status=ProbeStatus.OK.value, **res.value)
         else:

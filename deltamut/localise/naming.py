@@ -21,33 +21,21 @@ MATCH_REL = 1e-4
 
 
 def onnx_tensors(onnx_path: str | Path, x: np.ndarray) -> dict[str, dict[str, Any]]:
-    """Every node output of the model on batch `x`, from ONNX Runtime with all of them marked as outputs:
+    """Every floating-point node output of the model on batch `x` (deltamut.localise.splice.tensor_values):
     tensor name -> {node, op_type, order (the node's topological position), value}."""
     import onnx
-    import onnxruntime as ort
+
+    from deltamut.localise.splice import tensor_values
 
     model = onnx.load(str(onnx_path))
-    graph = model.graph
-    declared = {o.name for o in graph.output}
-    producers: dict[str, tuple[int, Any]] = {}
-    for order, node in enumerate(graph.node):
-        for name in node.output:
-            if name:
-                producers[name] = (order, node)
-    for name in producers:
-        if name not in declared:
-            graph.output.append(onnx.ValueInfoProto(name=name))
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    values = session.run(names, {session.get_inputs()[0].name: x})
+    values = tensor_values(model, x)
     out = {}
-    for name, value in zip(names, values, strict=True):
-        if name in producers and isinstance(value, np.ndarray) and value.dtype.kind == "f":
-            order, node = producers[name]
-            out[name] = {"node": node.name or f"{node.op_type}_{order}", "op_type": node.op_type, "order": order,
-                         "value": value}
+    for order, node in enumerate(model.graph.node):
+        for name in node.output:
+            value = values.get(name)
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+                out[name] = {"node": node.name or f"{node.op_type}_{order}", "op_type": node.op_type,
+                             "order": order, "value": value}
     return out
 
 

@@ -92,10 +92,13 @@ def probe_of(study, model: str, opt: str, mutant: str, device: str) -> dict[str,
 
 def bisection_of(study, model: str, opt: str, device: str) -> dict[str, Any]:
     """One bisection's pair (`a` the optimisation's build, `b` the reference) and the files its job reads: the
-    imported graph every build starts from, the images and the per-image table; and what it builds."""
+    imported graph every build starts from, the model's ONNX (to cut a reproducer from; None when TVM imported a
+    torch.export program), the images and the per-image table; and what it builds."""
+    exported = study.export_settings(model)["exporter"] == "torch.export"
     return {
         "a": variant_id(opt, ORIGINAL, device), "b": study.reference(model),
         "imported": paths.fill(paths.IMPORTED, model=model),
+        "onnx": None if exported else paths.fill(paths.ONNX, model=model),
         "inputs": study.inputs_path(model, shard=study.shards[0]),
         "per_image": paths.table("per_image", "parquet", model),
         "spec": study.optimisation(opt), "target": study.targets[study.target_of(device)],

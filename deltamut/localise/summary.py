@@ -21,6 +21,15 @@ def _reason(record: dict) -> str:
     return shorten(str(record.get("reason") or "").splitlines()[0] if record.get("reason") else "", 160)
 
 
+def _bundle_text(bundle: dict | None) -> str | None:
+    """The reproducer's path and size, or why there is none."""
+    if not bundle:
+        return None
+    if bundle.get("path"):
+        return f"{bundle['path']} ({bundle['nodes_after']} of {bundle['nodes_before']} nodes)"
+    return bundle.get("reason") or bundle.get("result")
+
+
 def bisection_table(records: list[str | Path]) -> pd.DataFrame:
     """One row per bisection: the pair, its predicate, the culprit steps, the builds it took, the record."""
     rows = []
@@ -32,6 +41,7 @@ def bisection_table(records: list[str | Path]) -> pd.DataFrame:
                      "predicate": _flips_text(pred),
                      "result": r.get("result"), "culprits": ", ".join(r.get("culprits") or []) or None,
                      "builds": len({tuple(t["enabled"]) for t in r.get("trials", [])}) or None,
+                     "reproducer": _bundle_text(r.get("bundle")),
                      "reason": _reason(r),
                      "record": str(path)})
     return pd.DataFrame(rows)

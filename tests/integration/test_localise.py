@@ -185,8 +185,46 @@ def test_the_pipeline_bisects_an_optimisation_and_profiles_a_mutant(tmp_path, la
     assert record["status"] == "ok" and record["predicate"]["flipped_in_table"] == 3, record.get("reason")
     assert record["culprits"] == ["fuse", "fast-math", "llvm-opt"]
     assert list((work / "results/trap/tvm/fm/localise/cpu/bisect").glob("*/lowered.py"))  # the IR of each build
+    bundle = work / "results/trap/tvm/fm/localise/cpu/bundle"
+    assert record["bundle"]["result"] == "found" and record["bundle"]["nodes_after"] == 2, record["bundle"]
+    repro = subprocess.run([sys.executable, str(bundle / "repro.py")], capture_output=True, text=True, timeout=300)
+    assert repro.returncode == 1, repro.stdout + repro.stderr[-2000:]
     manifest = json.loads((work / "results/trap/tvm/fm/one_store/manifest.json").read_text())
     profile = json.loads((work / "results/trap/tvm/fm/one_store/localise/cpu/profile.json").read_text())
     assert profile["status"] == "ok" and profile["root_kernel"] == manifest["sites"][0]["function"]
     summary = (work / "results/summary.md").read_text().split("## Localisation")[1]
-    assert "fuse, fast-math, llvm-opt" in summary and "one_store" in summary
+    assert "fuse, fast-math, llvm-opt" in summary and "one_store" in summary and "(2 of " in summary
+
+
+def test_the_bundle_reduces_the_trap_to_its_add_and_subtract_and_repro_exits_on_the_faulty_build(tmp_path):
+    """The fast-math trap's reproducer: the smallest window whose fast-math build flips labels inside the rest
+    of the model is the add and the subtract; the bundle's own `repro.py` exits 1 on that build and 0 on the
+    control (every step off). The first witness does not flip (one channel's mean is 5, so it is top-1 both
+    in float32 and reassociated) and the predicate is 2 flips of 3: a reducer judging the first input alone
+    would find nothing."""
+    import onnx
+
+    from deltamut.localise.bisect import with_only
+    from deltamut.localise.bundle import CONTROL, FAULTY, make_bundle
+
+    path = _trap(tmp_path)
+    images = _images(3, 16)
+    images[0, 1] += 5.0  # channel 1's mean near 5: (5 + 1e8) - 1e8 is 8 in float32, 5 reassociated: no flip
+    predicate = {"images": ["calm", "a", "b"], "k": 2, "reference_top1": [1, 3, 3]}
+    spec = {"llvm": {"fast-math": True}}
+    builds = {FAULTY: with_only(spec, ["fuse", "fast-math", "llvm-opt"]), CONTROL: with_only(spec, [])}
+    out = tmp_path / "bundle"
+    result = make_bundle(onnx.load(str(path)), images, predicate, builds, {"kind": "llvm"}, out, {"finding": "trap"})
+    assert result["result"] == "found", result["trials"]
+    assert json.loads((out / "predicate.json").read_text())["ops"] == ["Add", "Sub"]
+    assert result["nodes_after"] == 2 < result["nodes_before"]
+    assert (out / "test_data_set_2" / "input_0.pb").is_file() and (out / "rest.onnx").is_file()
+
+    def repro(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(out / "repro.py"), "--json", *args], capture_output=True,
+                              text=True, cwd=tmp_path, timeout=300)
+
+    faulty, control = repro(), repro("--build", "control")
+    assert faulty.returncode == 1, faulty.stderr[-2000:]
+    assert json.loads(faulty.stdout)["flipped"] == ["a", "b"]  # the calm first image does not flip
+    assert control.returncode == 0, control.stderr[-2000:]
