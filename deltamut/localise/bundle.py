@@ -65,7 +65,7 @@ class Reducer:
                  target_spec: dict[str, Any], workdir: str | Path):
         self.model, self.predicate, self.builds, self.target_spec = model, predicate, builds, target_spec
         self.workdir = Path(workdir)
-        self.values = [splice.tensor_values(model, x[None]) for x in images]
+        self.values = splice.tensor_values(model, [x[None] for x in images])
         self.n = len(splice.compute_nodes(model))
         self.trials: list[dict[str, Any]] = []
 

@@ -28,7 +28,7 @@ def onnx_tensors(onnx_path: str | Path, x: np.ndarray) -> dict[str, dict[str, An
     from deltamut.localise.splice import tensor_values
 
     model = onnx.load(str(onnx_path))
-    values = tensor_values(model, x)
+    values = tensor_values(model, [x])[0]
     out = {}
     for order, node in enumerate(model.graph.node):
         for name in node.output:

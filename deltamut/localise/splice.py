@@ -11,7 +11,6 @@ read, so a cut never turns a constant into an input.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -50,9 +49,9 @@ def cut(model, first: int, last: int) -> Cut:
         return seen
 
     made = [o for i in window for o in graph.node[i].output if o]
-    wanted = set(reads(later)) | {o.name for o in graph.output}
-    outputs = tuple(o for o in made if o in wanted)
     rest_reads = reads(later)
+    wanted = set(rest_reads) | {o.name for o in graph.output}
+    outputs = tuple(o for o in made if o in wanted)
     return Cut(tuple(window), tuple(reads(window)), outputs, tuple(n for n in rest_reads if n not in outputs),
                tuple(later))
 
@@ -74,10 +73,12 @@ def rest_model(model, c: Cut):
                                                      [o.name for o in model.graph.output])
 
 
-def tensor_values(model, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Every tensor of the model on batch `x` (its input and each node's outputs), from ONNX Runtime with all
-    of them marked as outputs and its own graph rewrites off, so nothing is fused away."""
+def tensor_values(model, batches: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Every tensor of the model (its input and each node's outputs) on each batch, from one ONNX Runtime
+    session with all of them marked as outputs and its own graph rewrites off, so nothing is fused away."""
     import onnx
+
+    from deltamut.localise.repro import session as reference_session
 
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
@@ -87,16 +88,7 @@ def tensor_values(model, x: np.ndarray) -> dict[str, np.ndarray]:
             if name and name not in declared:
                 graph.output.append(onnx.ValueInfoProto(name=name))
                 declared.add(name)
-    session = run_session(model)
+    session = reference_session(model)
     names = [o.name for o in session.get_outputs()]
     feed = session.get_inputs()[0].name
-    return {feed: x, **dict(zip(names, session.run(names, {feed: x}), strict=True))}
-
-
-def run_session(model) -> Any:
-    """An ONNX Runtime session on the CPU with graph rewrites off: the reference computes each node as written."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return [{feed: x, **dict(zip(names, session.run(names, {feed: x}), strict=True))} for x in batches]
