@@ -50,12 +50,14 @@ OUTPUTS = f"{MUTANT}/infer/{{device}}/outputs{{shard}}.npz"
 LOCALISED = f"{MUTANT}/localise/{{device}}"
 PROFILE = f"{LOCALISED}/profile.json"
 KERNELS = f"{LOCALISED}/kernels.parquet"
+NODES = f"{LOCALISED}/nodes.parquet"  # named mode: one row per ONNX node output and witness
 GROWTH_PLOT = f"{LOCALISED}/growth.png"
 # which step of an optimisation makes its build disagree with the reference (deltamut.localise.bisect)
 BISECT = f"{OPT}/localise/{{device}}/bisect.json"
 BISECT_IR = f"{OPT}/localise/{{device}}/bisect"
 # its reproducer: the smallest ONNX subgraph that still flips labels inside the model (deltamut.localise.bundle)
 BUNDLE = f"{OPT}/localise/{{device}}/bundle"
+BISECT_NODES = f"{OPT}/localise/{{device}}/nodes.parquet"  # named mode under the culprit steps
 
 # compare and report: one model's tables (CSV and Parquet) and figures; the study's across models
 TABLE = f"{MODEL}/{COMPARE_DIR}/{{table}}.{{ext}}"

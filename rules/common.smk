@@ -207,16 +207,21 @@ def _probe(wildcards):
 
 
 def localise_inputs(wildcards):
-    """Both libraries, the mutant's deploy record, the ONNX file (to name kernels), the images and compare's
-    per-image table (deltamut.localise.plan.probe_of)."""
+    """Both libraries, the mutant's deploy record and manifest, the ONNX file (to name kernels and mark its
+    tensors), the images and compare's per-image table (deltamut.localise.plan.probe_of)."""
     probe = _probe(wildcards)
-    keys = ("mutant_lib", "mutant_info", "original_lib", "onnx", "inputs", "per_image")
+    keys = ("mutant_lib", "mutant_info", "manifest", "original_lib", "onnx", "inputs", "per_image")
     return {k: probe[k] for k in keys if probe[k]}
 
 
 def localise_pair(wildcards):
     probe = _probe(wildcards)
     return {"a": probe["a"], "b": probe["b"]}
+
+
+def localise_named(wildcards):
+    """What named mode rebuilds for this probe, or why it does not apply (deltamut.localise.plan.named_of)."""
+    return _probe(wildcards)["named"]
 
 
 def bisection(wildcards):

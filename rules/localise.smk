@@ -9,6 +9,7 @@ rule localise:
     output:
         profile=paths.PROFILE,
         kernels=paths.KERNELS,
+        nodes=paths.NODES,
         plot=report(
             paths.GROWTH_PLOT,
             category="Localisation",
@@ -16,6 +17,7 @@ rule localise:
         ),
     params:
         pair=lambda wc: localise_pair(wc),
+        named=lambda wc: localise_named(wc),
         settings=LOCALISE,
     threads: 1
     resources:
@@ -41,6 +43,7 @@ rule bisect:
         record=paths.BISECT,
         ir=directory(paths.BISECT_IR),
         bundle=directory(paths.BUNDLE),
+        nodes=paths.BISECT_NODES,
     params:
         pair=lambda wc: {k: bisection(wc)[k] for k in ("a", "b")},
         spec=lambda wc: bisection(wc)["spec"],

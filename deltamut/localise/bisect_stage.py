@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from deltamut.fsutil import write_json
 from deltamut.isolation import call_isolated
@@ -27,15 +28,8 @@ def _bisect_worker(imported: str, onnx_path: str | None, inputs: str, predicate:
     from deltamut.localise.bisect import Bisector, bisect, with_only
     from deltamut.localise.witness import witness_images
 
-    images, k = predicate["images"], int(predicate["k"])
-    expected = np.asarray(predicate["reference_top1"])
-
-    def flips(logits: np.ndarray) -> dict[str, Any]:
-        moved = [images[i] for i in np.flatnonzero(logits.argmax(axis=1) != expected)]
-        return {"holds": len(moved) >= k, "flipped": moved}
-
-    pictures = witness_images(inputs, images)
-    result = bisect(Bisector(load_module(imported), spec, target, pictures, flips, workdir))
+    pictures = witness_images(inputs, predicate["images"])
+    result = bisect(Bisector(load_module(imported), spec, target, pictures, _flips(predicate), workdir))
     for lib in Path(workdir).glob("*/lib.so"):  # the IR stays; the libraries were only run
         lib.unlink()
     if result["result"] != "found":
@@ -54,6 +48,68 @@ def _bisect_worker(imported: str, onnx_path: str | None, inputs: str, predicate:
                                                   "reason") if k in found}
         result["bundle"]["builds"] = len(found["trials"])
     return result
+
+
+def _named_worker(onnx_path: str, inputs: str, predicate: dict, faulty: dict, control: dict, target: dict,
+                  tolerance: float, nodes_out: str) -> dict:
+    """Named mode under the culprit steps: the marked model built with only them on, every node's output read
+    against ONNX Runtime's on the witnesses; the floors come from the control build (every step off) against
+    ONNX Runtime, the float32 noise every build shows."""
+    import tempfile
+
+    import onnx
+
+    from deltamut.localise.named import build_marked, marked_logits, named_mode, run_marked
+    from deltamut.localise.splice import tensor_values
+    from deltamut.localise.witness import witness_images
+
+    images = predicate["images"]
+    x = witness_images(inputs, images)
+    model = onnx.load(onnx_path)
+    with tempfile.TemporaryDirectory(prefix="named-") as work:
+        values, noise = (run_marked(b["lib"], b["names"], x) for b in (
+            build_marked(model, spec, target, work, name=name) for name, spec in (("faulty", faulty),
+                                                                                  ("control", control))))
+    reference = tensor_values(model, [i[None] for i in x])
+    table, record = named_mode(model, values, reference, noise, images,
+                               _flips(predicate)(marked_logits(model, values)), tolerance)
+    table.to_parquet(nodes_out, index=False)
+    return record
+
+
+def _flips(predicate: dict):
+    """The bisection's predicate on a stack of logits: top-1 differs from the reference's recorded top-1 on at
+    least k witnesses."""
+    images, k = predicate["images"], int(predicate["k"])
+    expected = np.asarray(predicate["reference_top1"])
+
+    def flips(logits: np.ndarray) -> dict[str, Any]:
+        moved = [images[i] for i in np.flatnonzero(logits.argmax(axis=1) != expected)]
+        return {"holds": len(moved) >= k, "flipped": moved}
+
+    return flips
+
+
+def _named(inputs: Mapping[str, str], outputs: Mapping[str, str], predicate: dict, result: dict, spec: dict,
+           target: dict, settings: dict[str, Any], log: str | Path) -> dict[str, Any]:
+    """Named mode's record for bisect.json, in a child of its own (a failure there leaves the bisection
+    standing); only where the bisection named culprits and the model has an ONNX file."""
+    from deltamut.localise.bisect import with_only
+
+    if result.get("result") != "found":
+        return {"status": ProbeStatus.NOT_PROBED.value, "reason": "bisection named no culprit"}
+    if not inputs.get("onnx"):
+        return {"status": ProbeStatus.NOT_PROBED.value,
+                "reason": "the model was imported from torch.export: no ONNX file to mark"}
+    res = call_isolated(_named_worker, {
+        "onnx_path": str(inputs["onnx"]), "inputs": str(inputs["inputs"]), "predicate": predicate,
+        "faulty": with_only(spec, result["culprits"]), "control": with_only(spec, []), "target": target,
+        "tolerance": float(settings["tolerance"]), "nodes_out": str(outputs["nodes"])},
+        float(settings["timeout_s"]), log)
+    if not res.ok:
+        return {"status": res.status, "reason": f"named mode itself failed ({res.symptom}): {res.error}",
+                **res.as_record()}
+    return {"status": ProbeStatus.OK.value, "culprits": result["culprits"], **res.value}
 
 
 def bisect_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], pair: dict[str, str],
@@ -75,8 +131,11 @@ def bisect_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], pair:
             "workdir": str(outputs["ir"]), "bundle": str(outputs["bundle"])}, float(settings["timeout_s"]), log)
         if res.ok:
             record.update(status=ProbeStatus.OK.value, **res.value)
+            record["named"] = _named(inputs, outputs, predicate, res.value, spec, target, settings, log)
         else:
             record.update(status=res.status, reason=f"the search itself failed ({res.symptom}): {res.error}",
                           **res.as_record())
+    if outputs.get("nodes") and not Path(outputs["nodes"]).is_file():
+        pd.DataFrame().to_parquet(outputs["nodes"], index=False)
     write_json(outputs["record"], record)
     return record

@@ -47,27 +47,31 @@ class TracedBuild:
         self.module = tvm.runtime.load_module(str(lib))
         self.vm = VirtualMachine(self.module, tvm.cpu())
         self._hook: Any = None
+        self._before: Any = None
         self.vm.set_instrument(self._instrument)
 
     def _instrument(self, func, name, before_run, ret_value, *args):
         # called around every VM instruction: only a TIR kernel (not a builtin such as `vm.builtin.alloc_tensor`)
-        # with a tensor to write goes to the hook
-        if (not before_run and self._hook is not None and args and isinstance(args[-1], self._tensor)
-                and not name.startswith("vm.")):
-            self._hook(name, args)
+        # with a tensor to write goes to the hooks, `_before` as it starts, `_hook` when it has run
+        if args and isinstance(args[-1], self._tensor) and not name.startswith("vm."):
+            if before_run and self._before is not None:
+                self._before(name)
+            elif not before_run and self._hook is not None:
+                self._hook(name, args)
         return 0  # VMInstrumentReturnKind.NO_OP
 
     def kernel(self, name: str):
         """This build's kernel `name`, callable with another build's arguments."""
         return self.module.get_function(name, query_imports=True)
 
-    def run(self, x: np.ndarray, hook=None) -> np.ndarray:
-        """Run `main` on one batch, calling `hook(name, args)` after every kernel; return the logits."""
-        self._hook = hook
+    def run(self, x: np.ndarray, hook=None, before=None) -> np.ndarray:
+        """Run `main` on one batch, calling `before(name)` as every kernel starts and `hook(name, args)` after it;
+        return the logits."""
+        self._hook, self._before = hook, before
         try:
             out = self.vm["main"](self._tvm.runtime.tensor(np.ascontiguousarray(x)))
         finally:
-            self._hook = None
+            self._hook = self._before = None
         return (out if hasattr(out, "numpy") else out[0]).numpy()
 
     def trace(self, x: np.ndarray) -> tuple[list[KernelCall], np.ndarray]:

@@ -81,13 +81,29 @@ def probe_of(study, model: str, opt: str, mutant: str, device: str) -> dict[str,
     exported = study.export_settings(model)["exporter"] == "torch.export"
     return {
         "a": variant_id(opt, mutant, device), "b": variant_id(opt, ORIGINAL, device),
+        "named": named_of(study, opt, mutant, device, exported),
         "mutant_lib": study.artifact(paths.LIB, model, opt, mutant, target=target),
         "mutant_info": study.artifact(paths.DEPLOY, model, opt, mutant, target=target),
+        "manifest": study.artifact(paths.MANIFEST, model, opt, mutant),
         "original_lib": study.artifact(paths.LIB, model, opt, ORIGINAL, target=target),
         "onnx": None if exported else paths.fill(paths.ONNX, model=model),
         "inputs": study.inputs_path(model, shard=study.shards[0]),
         "per_image": paths.table("per_image", "parquet", model),
     }
+
+
+def named_of(study, opt: str, mutant: str, device: str, exported: bool) -> dict[str, Any]:
+    """What named mode rebuilds for a mutant probe (deltamut.localise.named): the mutation's entry, the
+    configuration and the target; or why it does not apply. A kernel-level mutant's sites are stores and
+    expressions of the lowered kernels, and marking every tensor an output changes which kernels there are
+    (fusion), so its sites do not carry over to the marked build; kernel mode names its kernel instead."""
+    if exported:
+        return {"reason": "the model was imported from torch.export: no ONNX file to mark"}
+    if not study.mutates_graph(mutant):
+        return {"reason": "a kernel-level mutant's sites are in the lowered kernels, which the marked build fuses "
+                          "otherwise; kernel mode names its kernel"}
+    return {"mutation": study.mutation(mutant), "optimisation": study.optimisation(opt),
+            "target": study.targets[study.target_of(device)]}
 
 
 def bisection_of(study, model: str, opt: str, device: str) -> dict[str, Any]:

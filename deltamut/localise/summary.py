@@ -13,6 +13,8 @@ from deltamut.study.refs import parse_variant_id
 
 
 def _flips_text(pred: dict) -> str | None:
+    if pred.get("kind") == "symptom":
+        return f"fails with {pred['symptom']} on >= {pred['k']} of {len(pred['images'])}"
     return f"top-1 flips on >= {pred['k']} of {len(pred['images'])}" if pred.get("k") else None
 
 
@@ -30,6 +32,20 @@ def _bundle_text(bundle: dict | None) -> str | None:
     return bundle.get("reason") or bundle.get("result")
 
 
+def _named_text(named: dict | None) -> str | None:
+    """Named mode's root node (on how many witnesses it is the root), that the marking made the disagreement
+    vanish, or why named mode did not run."""
+    if not named:
+        return None
+    if named.get("status") != ProbeStatus.OK:
+        return f"{named.get('status')}: {_reason(named)}"
+    if named.get("vanished"):
+        return "vanished when every tensor is an output (fusion-dependent): read the kernel mode"
+    if not named.get("root"):
+        return "no node departs"
+    return f"{named['root']} (root on {named['root_images']} of {len(named.get('per_image', []))})"
+
+
 def bisection_table(records: list[str | Path]) -> pd.DataFrame:
     """One row per bisection: the pair, its predicate, the culprit steps, the builds it took, the record."""
     rows = []
@@ -42,6 +58,7 @@ def bisection_table(records: list[str | Path]) -> pd.DataFrame:
                      "result": r.get("result"), "culprits": ", ".join(r.get("culprits") or []) or None,
                      "builds": len({tuple(t["enabled"]) for t in r.get("trials", [])}) or None,
                      "reproducer": _bundle_text(r.get("bundle")),
+                     "named_mode": _named_text(r.get("named")),
                      "reason": _reason(r),
                      "record": str(path)})
     return pd.DataFrame(rows)
@@ -61,7 +78,8 @@ def localisation_table(profiles: list[str | Path]) -> pd.DataFrame:
                                                if pred.get("images") else None),
             "confirmed": conf.get("holds") if p["status"] == ProbeStatus.OK else None,
             "root_kernel": p.get("root_kernel"), "onnx_node": p.get("root_onnx_node"),
-            "onnx_op": p.get("root_onnx_op_type"), "flipped": len(p.get("flipped", [])),
+            "onnx_op": p.get("root_onnx_op_type"), "named_mode": _named_text(p.get("named")),
+            "flipped": len(p.get("flipped", [])),
             "masked": len(p.get("masked", [])), "witnesses": p.get("images"),
             "reason": _reason(p),
             "profile": str(path),
@@ -77,7 +95,9 @@ def localisation_markdown(profiles: list[str | Path], unprobed: list[str]) -> st
     text = ("\n## Localisation\n\nWhere each selected mutant's effect starts (the root kernel: the first whose "
             "replay on the original's inputs departs beyond the noise, named by the ONNX node whose value it "
             "computes) and how far it travels: witness images flipped, and those where a later layer masks it "
-            "before the logits (`localise:`; error growth plots in the report).\n\n")
+            "before the logits (`localise:`; error growth plots in the report). `named_mode`: the first ONNX "
+            "node whose output departs while its inputs do not, with every tensor an output of both builds, or "
+            "that the marking made the disagreement vanish.\n\n")
     bisections = [p for p in profiles if Path(p).name == "bisect.json"]
     profiles = [p for p in profiles if Path(p).name != "bisect.json"]
     if profiles:

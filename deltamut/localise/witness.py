@@ -3,8 +3,12 @@
 A finding is judged by labels on many images, not by one input: the witness set is the pair's flipped images
 first (where both sides ran), then those whose logits moved most, at most `max_images`; the predicate is "top-1
 flips on at least k of them" with k half the flips among the witnesses (rounded up), so a probe that reproduces
-most of what compare saw confirms it, and one that reproduces none does not. A pair that flips no image has
-the predicate "the logits move beyond the noise" (a survived mutant's effect may still be masked somewhere).
+most of what compare saw confirms it, and one that reproduces none does not. A pair that flips no image but
+whose variant fails where its baseline runs (a crash, a hang, NaN logits) has the predicate "fails with the
+same symptom on at least k of them": the witnesses are the images that failed with its most frequent symptom,
+k half of them (rounded up), so that a probe cannot drift to another failure (deltamut.localise.symptom).
+Any other pair has the predicate "the logits move beyond the noise" (a survived mutant's effect may still be
+masked somewhere).
 """
 
 from __future__ import annotations
@@ -17,15 +21,18 @@ import numpy as np
 import pandas as pd
 
 from deltamut.numeric import relative_diff
-from deltamut.outcome import Status
+from deltamut.outcome import FAILED, Status
 
-FLIPS, DRIFT = "flips", "drift"
+FLIPS, DRIFT, SYMPTOM = "flips", "drift", "symptom"
 
 
 def witnesses(per_image: str | Path, a: str, b: str, max_images: int) -> dict[str, Any]:
     """The witness image ids and the predicate of pair (a, b) from compare's per-image table."""
     rows = pd.read_parquet(per_image, filters=[("a", "==", a), ("b", "==", b)])
     ran = rows[(rows["status_a"] == Status.OK.value) & (rows["status_b"] == Status.OK.value)]
+    failed = rows[rows["status_a"].isin([s.value for s in FAILED]) & (rows["status_b"] == Status.OK.value)]
+    if ran["top1_agree"].all() and not failed.empty:
+        return _symptom(rows, failed, len(ran), max_images)
     flipped = ran[~ran["top1_agree"]]
     moved = ran[ran["top1_agree"]].sort_values("max_abs_err", ascending=False)
     chosen = list(flipped["image"])[:max_images]
@@ -36,6 +43,19 @@ def witnesses(per_image: str | Path, a: str, b: str, max_images: int) -> dict[st
     return {"kind": FLIPS if k else DRIFT, "k": k, "images": chosen, "flipped_in_table": flips,
             "images_in_table": len(rows), "ran_in_table": len(ran),
             "reference_top1": [int(top1_b[i]) for i in chosen]}  # `b`'s recorded top-1 on each witness
+
+
+def _symptom(rows: pd.DataFrame, failed: pd.DataFrame, ran: int, max_images: int) -> dict[str, Any]:
+    """The symptom predicate: the variant's most frequent failure (the first in the vocabulary's order on a tie)
+    and the images it failed with it, the baseline running."""
+    counts = failed["status_a"].value_counts()
+    symptom = min(counts.index[counts == counts.max()], key=[s.value for s in Status].index)
+    chosen = list(failed.loc[failed["status_a"] == symptom, "image"])[:max_images]
+    top1_b = failed.set_index("image")["top1_b"]
+    return {"kind": SYMPTOM, "symptom": symptom, "k": math.ceil(len(chosen) / 2), "images": chosen,
+            "failed_in_table": int(counts.sum()), "flipped_in_table": 0, "images_in_table": len(rows),
+            "ran_in_table": ran,
+            "reference_top1": [int(top1_b[i]) for i in chosen]}
 
 
 def witness_images(inputs: str | Path, images: list[str]) -> np.ndarray:

@@ -186,11 +186,11 @@ def rewrite_calls(
 
 
 def remap(mutator: Any, expr: Any) -> Any:
-    """`expr` as the rewritten function knows it (a var of the original may have been re-emitted)."""
-    if isinstance(expr, relax.Var):
-        new = mutator.get_var_remap(expr)
-        return expr if new is None else new
-    return expr
+    """`expr` as the rewritten function knows it (a var of the original may have been re-emitted). The
+    mutator's own visit resolves it: its remap table alone misses a var that other bindings and the function's
+    output both read (a model with every ONNX tensor an output, deltamut.localise.named), and returning the
+    original var there leaves a dangling reference that TVM rejects as a null node."""
+    return mutator.visit_expr(expr) if isinstance(expr, relax.Var) else expr
 
 
 def make_call(op: str, args: list[Any], attrs: Any = None) -> Any:

@@ -9,6 +9,10 @@
 - A mutant masked downstream: a convolution whose outputs are all negative feeds a ReLU (unfused, so each is a
   kernel of its own); subtracting from the convolution's stores changes its output, and the ReLU clips it
   back to zero, so the effect starts at the convolution, is masked at the ReLU and never reaches the logits.
+- Named mode: a graph-level mutant at one known node is rooted at that ONNX node; the fast-math trap, marked,
+  no longer flips (a fusion-dependent fault), and named mode says so.
+- Failures: a planted segfault in one kernel is localised to the kernel each rerun dies in, and NaN logits to
+  the first kernel that writes a NaN.
 """
 
 from __future__ import annotations
@@ -192,8 +196,13 @@ def test_the_pipeline_bisects_an_optimisation_and_profiles_a_mutant(tmp_path, la
     manifest = json.loads((work / "results/trap/tvm/fm/one_store/manifest.json").read_text())
     profile = json.loads((work / "results/trap/tvm/fm/one_store/localise/cpu/profile.json").read_text())
     assert profile["status"] == "ok" and profile["root_kernel"] == manifest["sites"][0]["function"]
+    # named mode under the culprit steps: with the add's output marked, fusion no longer puts the add and the
+    # subtract in one kernel, and the labels stop flipping; the kernel-level mutant's sites do not carry over
+    assert record["named"]["status"] == "ok" and record["named"]["vanished"], record["named"]
+    assert profile["named"]["status"] == "not_probed" and "kernel-level" in profile["named"]["reason"]
     summary = (work / "results/summary.md").read_text().split("## Localisation")[1]
     assert "fuse, fast-math, llvm-opt" in summary and "one_store" in summary and "(2 of " in summary
+    assert "vanished when every tensor is an output" in summary
 
 
 def test_the_bundle_reduces_the_trap_to_its_add_and_subtract_and_repro_exits_on_the_faulty_build(tmp_path):
@@ -228,3 +237,150 @@ def test_the_bundle_reduces_the_trap_to_its_add_and_subtract_and_repro_exits_on_
     assert faulty.returncode == 1, faulty.stderr[-2000:]
     assert json.loads(faulty.stdout)["flipped"] == ["a", "b"]  # the calm first image does not flip
     assert control.returncode == 0, control.stderr[-2000:]
+
+
+def test_named_mode_names_the_onnx_node_a_graph_mutant_changed(tmp_path, small_onnx):
+    """A graph-level mutant at one known node: the importer's third `relax.add` (site 2; the first two are
+    the convolutions' bias adds) is small_cnn's residual `x + relu(conv2(x))`, ONNX node `node_add`. Marked,
+    the mutant's tensors depart from the original's first at that node, whose inputs do not; it is the only
+    root on every image and grows the error most; the nodes before it are exact."""
+    import onnx
+
+    from deltamut.localise.named import build_marked, marked_logits, named_mode, run_marked
+
+    model = onnx.load(str(small_onnx))
+    mutation = {"operator": "replace_op", "from": "relax.add", "to": "relax.subtract", "sites": [[2, 2]]}
+    original = build_marked(model, EXTENDED, {"kind": "llvm"}, tmp_path, name="original")
+    mutant = build_marked(model, EXTENDED, {"kind": "llvm"}, tmp_path, mutation, name="mutant")
+    assert [s["after"] for s in mutant["sites"]] == ["relax.subtract(lv9, lv13)"]
+    images, ids = _images(3, 16), ["p", "q", "r"]
+    ref = run_marked(original["lib"], original["names"], images)
+    values = run_marked(mutant["lib"], mutant["names"], images)
+    moved = bool((marked_logits(model, values) != marked_logits(model, ref)).any())
+    table, record = named_mode(model, values, ref, ref, ids, {"holds": moved}, 1e-6)
+    assert (record["root_node"], record["root_op_type"], record["root_images"]) == ("node_add", "Add", 3)
+    assert {e["root_node"] for e in record["per_image"]} == {"node_add"}
+    assert record["top_growth"][0]["node"] == "node_add" and not record["vanished"]
+    order = table.loc[table["node"] == "node_add", "order"].iloc[0]
+    assert (table.loc[table["order"] < order, "err_rel"] == 0).all()
+    assert table.loc[table["order"] >= order, "departs"].all()
+
+
+def test_named_mode_reports_that_marking_made_a_fusion_dependent_fault_vanish(tmp_path):
+    """The fast-math trap needs the add and the subtract in one kernel; with the add's output marked, the
+    marked build computes the add in a kernel of its own, so LLVM cannot fold `(x + 1e8) - 1e8` and the
+    labels no longer flip: named mode says the disagreement vanished instead of naming a node."""
+    import onnx
+
+    from deltamut.localise.bisect import with_only
+    from deltamut.localise.named import build_marked, marked_logits, named_mode, run_marked
+    from deltamut.localise.splice import tensor_values
+
+    model = onnx.load(str(_trap(tmp_path)))
+    images, ids = _images(3, 16), ["a", "b", "c"]
+    spec = {"llvm": {"fast-math": True}}
+    faulty = build_marked(model, with_only(spec, ["fuse", "fast-math", "llvm-opt"]), {"kind": "llvm"}, tmp_path,
+                          name="faulty")
+    control = build_marked(model, with_only(spec, []), {"kind": "llvm"}, tmp_path, name="control")
+    values = run_marked(faulty["lib"], faulty["names"], images)
+    flipped = int((marked_logits(model, values).argmax(axis=1) != 3).sum())
+    table, record = named_mode(model, values, tensor_values(model, [x[None] for x in images]),
+                               run_marked(control["lib"], control["names"], images), ids,
+                               {"holds": flipped >= 2, "flipped": flipped}, 1e-6)
+    assert record["vanished"] and record["marked_holds"]["flipped"] == 0
+    assert record["root_node"] is None and not table["departs"].any()
+
+
+def test_a_pattern_mutant_changes_the_same_sites_in_the_marked_model(tmp_path, small_onnx):
+    """ReLU6 (the importer's maximum/minimum pair of an ONNX Clip) to sigmoid, where the Clip's input is itself
+    a marked output: the rewrite must read that input through the mutator (it failed with a null node when it
+    read the original var), and it changes the sites it changes in the unmarked model."""
+    import onnx
+
+    from deltamut.compiler.importer import import_onnx
+    from deltamut.localise.named import mark_all
+
+    marked, _ = mark_all(onnx.load(str(small_onnx)))
+    onnx.save(marked, str(tmp_path / "marked.onnx"))
+    spec = {"operator": "replace_op", "from": ["relax.nn.relu", "pattern.relu6"], "to": "relax.sigmoid"}
+    sites = [mutate(import_onnx(p), spec, lambda g: g).manifest["sites"]
+             for p in (small_onnx, tmp_path / "marked.onnx")]
+    assert [s["op"] for s in sites[0]] == ["pattern.relu6", "relax.nn.relu"]
+    assert sites[0] == sites[1]
+
+
+def _out_of_bounds(mod, kernel: str):
+    """`mod` with every store of PrimFunc `kernel` moved 2**28 rows past its buffer: a segfault when it runs."""
+    import tvm_ffi
+    from tvm import tirx
+
+    from deltamut.mutations._tir import map_primfuncs
+
+    def far(store):
+        return tirx.BufferStore(store.buffer, store.value, [store.indices[0] + (1 << 28), *store.indices[1:]])
+
+    return map_primfuncs(mod, lambda name, f: tvm_ffi.structural_map(f, [(tirx.BufferStore, far)])
+                         if name == kernel else f)
+
+
+@pytest.fixture()
+def failing_pair(tmp_path, small_onnx):
+    """The small CNN unfused (one kernel per operator), its per-image table with the variant failing on three
+    images, and the localise stage's files; returns a function that plants a build and runs the stage."""
+    from deltamut.localise.stage import localise_stage
+
+    opt = OptConfig.from_dict("unfused", {"fuse": False})
+    lowered = lower(optimise_graph(import_onnx(small_onnx), opt), opt)
+    build_library(lowered, {"kind": "llvm"}, opt, tmp_path / "original.so")
+    ids = ["p", "q", "r", "s"]
+    np.savez(tmp_path / "inputs.npz", x=_images(4, 16), ids=np.array(ids))
+    (tmp_path / "deploy.json").write_text(json.dumps({"status": "ok"}))
+
+    def run(module, status: str) -> dict:
+        build_library(module, {"kind": "llvm"}, opt, tmp_path / "mutant.so")
+        import pandas as pd
+
+        pd.DataFrame({"a": "M", "b": "O", "image": ids, "status_a": [status] * 3 + ["ok"], "status_b": "ok",
+                      "top1_agree": [False] * 3 + [True], "top1_b": 0, "max_abs_err": 0.0}
+                     ).to_parquet(tmp_path / "per_image.parquet")
+        inputs = {"mutant_lib": tmp_path / "mutant.so", "original_lib": tmp_path / "original.so",
+                  "mutant_info": tmp_path / "deploy.json", "onnx": small_onnx, "inputs": tmp_path / "inputs.npz",
+                  "per_image": tmp_path / "per_image.parquet"}
+        outputs = {k: tmp_path / f"{k}.{ext}" for k, ext in
+                   (("profile", "json"), ("kernels", "parquet"), ("nodes", "parquet"), ("plot", "png"))}
+        return localise_stage(inputs={k: str(v) for k, v in inputs.items()},
+                              outputs={k: str(v) for k, v in outputs.items()}, pair={"a": "M", "b": "O"},
+                              settings={"images": 8, "tolerance": 1e-6, "timeout_s": 240},
+                              log=tmp_path / "log.txt", named={"reason": "not asked"})
+
+    return lowered, run
+
+
+def test_a_crash_is_localised_to_the_kernel_it_dies_in(failing_pair):
+    """A planted segfault in one kernel (the ReLU's stores far out of bounds): the predicate is the symptom
+    (crash on at least 2 of the 3 images that crashed in the table; the image that ran is no witness), each
+    witness rerun in a child of its own crashes, and the last kernel started before each death is the ReLU,
+    named by the ONNX node whose value the original's ReLU kernel computes."""
+    lowered, run = failing_pair
+    record = run(_out_of_bounds(lowered, "relu"), "crash")
+    pred = record["predicate"]
+    assert (pred["kind"], pred["symptom"], pred["k"], pred["images"]) == ("symptom", "crash", 2, ["p", "q", "r"])
+    assert record["status"] == "ok" and record["confirmed"]["holds"], record
+    assert record["confirmed"]["observed"] == {"p": "crash", "q": "crash", "r": "crash"}
+    assert (record["root_kernel"], record["root_by"], record["root_images"]) == ("relu", "died in", 3)
+    assert (record["root_onnx_op_type"], record["root_onnx_node"]) == ("Relu", "node_relu")
+
+
+def test_nan_logits_are_localised_to_the_first_kernel_that_writes_a_nan(failing_pair):
+    """A store that writes NaN at one site (store_subtract by NaN at site 2: the store of `add2`, the residual
+    add, the PrimFuncs counted in name order; a NaN written by either convolution's bias add is clipped away by
+    the Clip or the ReLU after it, whose compiled max(x, 0) returns 0 for NaN): the rerun ends with NaN
+    logits on every witness, and the first kernel whose output holds a NaN is the residual add."""
+    lowered, run = failing_pair
+    mutant = mutate(lowered, {"operator": "store_subtract", "delta": float("nan"), "sites": [[2, 2]]},
+                    lambda g: g)
+    [site] = mutant.manifest["sites"]
+    record = run(mutant.module, "nan")
+    assert record["predicate"]["symptom"] == "nan" and record["confirmed"]["holds"], record["confirmed"]
+    assert (site["function"], record["root_kernel"], record["root_by"]) == ("add2", "add2", "first non-finite")
+    assert (record["root_onnx_op_type"], record["root_onnx_node"]) == ("Add", "node_add")

@@ -149,6 +149,17 @@ def test_localisation_names_where_each_killed_mutant_starts(finished):
     assert (sigmoid["root_by"], sigmoid["root_index"], sigmoid["root_onnx_op_type"]) == ("other kernel", 0, "Clip")
     assert sigmoid["root_mutant_kernel"].endswith("sigmoid")
     assert all(g["propagated_rel"] is not None for g in sigmoid["growth"])  # the builds line up call by call
+    # named mode (every ONNX tensor an output of both builds) names the same layers by construction: the
+    # model's last node for the zeroed classifier, the stem's Clip (the file's first Clip) for the sigmoid;
+    # the marked builds' mutations are the mutants' own, site for site, and the flips survive the marking
+    import onnx
+
+    nodes = onnx.load(str(finished / "results/lite0/export/model.onnx")).graph.node
+    first_clip = next(n.name for n in nodes if n.op_type == "Clip")
+    for profile, node in ((blocked, nodes[-1].name), (sigmoid, first_clip)):
+        named = profile["named"]
+        assert named["status"] == "ok" and named["sites_match"] and not named["vanished"], named.get("reason")
+        assert named["root_node"] == node and named["root_images"] == len(named["per_image"])
     # a mutant without a library of its own is not probed, and says why
     assert _profile(finished, "no-legalize", "classifier_blocked")["status"] == "not_probed"
     summary = (finished / "results/summary.md").read_text()

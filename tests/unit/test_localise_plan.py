@@ -50,6 +50,15 @@ def test_selected_mutants_are_probed_on_host_cpu_devices_only(tmp_path):
     assert probe["onnx"] == "results/m/export/model.onnx"
 
 
+def test_named_mode_rebuilds_graph_mutants_and_says_why_not_for_kernel_mutants(tmp_path):
+    study = _study(tmp_path, {"mutants": ["mnn1*"]})
+    graph = probe_of(study, "m", "default", "mnn11_relu_to_sigmoid", "cpu")["named"]
+    assert graph["mutation"]["operator"] == "replace_op" and graph["target"] == {"kind": "llvm"}
+    assert graph["optimisation"] == study.optimisation("default")
+    kernel = probe_of(study, "m", "default", "mnn16_store_minus_delta", "cpu")["named"]
+    assert set(kernel) == {"reason"} and "kernel-level" in kernel["reason"]
+
+
 def test_the_budget_keeps_the_first_probes_and_names_the_rest(tmp_path):
     study = _study(tmp_path, {"mutants": ["mnn1*"], "max_probes": 1})
     run, left = probes(study, "m")
@@ -90,6 +99,17 @@ def test_witnesses_are_the_flipped_images_then_the_most_moved(tmp_path):
 def test_a_pair_that_flips_nothing_has_the_drift_predicate(tmp_path):
     w = witnesses(_per_image(tmp_path, [False] * 3, [0.2, 0.1, 0.3]), "A", "B", max_images=8)
     assert (w["kind"], w["k"], w["images"]) == ("drift", 0, ["i2", "i0", "i1"])
+
+
+def test_a_pair_that_flips_nothing_but_fails_has_the_symptom_predicate(tmp_path):
+    path = _per_image(tmp_path, [False] * 5, [0.0] * 5, ok=[False, True, False, False, True])
+    w = witnesses(path, "A", "B", max_images=2)
+    # the variant crashed on i0, i2, i3 where the baseline ran: "crash on at least 1 of the 2 witnesses"
+    assert (w["kind"], w["symptom"], w["k"], w["images"]) == ("symptom", "crash", 1, ["i0", "i2"])
+    assert (w["failed_in_table"], w["ran_in_table"]) == (3, 2)
+    # a flip among the images that ran takes precedence: the flip is the finding, judged on values
+    flipped = _per_image(tmp_path, [False, True, False, False, False], [0.0] * 5, ok=[False, True, True, True, True])
+    assert witnesses(flipped, "A", "B", max_images=8)["kind"] == "flips"
 
 
 def test_confirmation_counts_the_probes_own_flips():
