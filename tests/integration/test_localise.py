@@ -33,6 +33,7 @@ from deltamut.compiler.importer import import_onnx
 from deltamut.compiler.optconfig import OptConfig
 from deltamut.compiler.passes import lower, optimise_graph
 from deltamut.defaults import section_default
+from deltamut.localise.bisect import TIR_PASSES
 from deltamut.localise.profile import kernel_table, propagation
 from deltamut.mutations.engine import mutate
 
@@ -159,6 +160,37 @@ def test_bisection_names_the_interacting_steps_that_flip_a_label(tmp_path):
     judged = {t["why"]: t["detail"]["flipped"] for t in result["trials"]}
     assert judged["the full configuration"] == 3 and judged["every step off"] == 0
     assert judged["llvm-opt alone"] == judged["without fast-math"] == judged["without fuse"] == 0
+    # the optimising TIR passes of tvm.compile were steps of the search too, and none is needed for the flips
+    assert [s for s in result["searched"] if s in TIR_PASSES] == list(TIR_PASSES)
+    assert not any("error" in t for t in result["trials"])
+
+
+def test_a_tir_step_switched_off_does_not_run_in_the_build(small_onnx):
+    """A TIR step is off in a trial build: with_only puts every TIR pass it does not enable in the
+    PassContext's disabled_pass, and tvm.compile's pipeline then skips exactly those (seen by an instrument)."""
+    import tvm
+    from tvm.ir.instrument import pass_instrument
+
+    from deltamut.compiler.build import schedule
+    from deltamut.compiler.targets import make_target
+    from deltamut.localise.bisect import with_only
+
+    spec = with_only(EXTENDED, [*EXTENDED.get("passes", []), "fuse", "tirx.UnrollLoop"])
+    assert set(spec["disabled_pass"]) == set(TIR_PASSES) - {"tirx.UnrollLoop"}
+    ran: list[str] = []
+
+    @pass_instrument
+    class Seen:
+        def run_before_pass(self, mod, info):
+            ran.append(info.name)
+
+    opt = OptConfig.from_dict("trial", spec)
+    mod = lower(optimise_graph(import_onnx(small_onnx), opt), opt)
+    target = make_target({"kind": "llvm"}, opt.llvm)
+    with tvm.transform.PassContext(opt_level=3, instruments=[Seen()], disabled_pass=list(opt.disabled_pass)):
+        tvm.compile(schedule(mod, target, {"kind": "llvm"}, opt)[0], target)
+    assert "tirx.UnrollLoop" in ran and not set(ran) & (set(TIR_PASSES) - {"tirx.UnrollLoop"})
+    assert "tirx.MakePackedAPI" in ran  # the lowering passes still run
 
 
 @pytest.mark.slow
