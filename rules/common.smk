@@ -13,7 +13,7 @@ from deltamut.study import ORIGINAL, ModelRef
 from deltamut.study.shards import WILDCARD as SHARD_WILDCARD
 from deltamut.timing.groups import WILDCARD as TIMING_GROUP
 from deltamut.timing.groups import group_device, member_files, timing_members, timing_paths
-from deltamut.localise.plan import bisection_of, probe_of, probes, probe_paths
+from deltamut.localise.plan import SELECTION, bisection_of, probe_of, probe_path, probes, selects_by_verdict
 
 STUDY = load_study(config, base=workflow.basedir)
 STUDY.site_source = lambda model, opt, entry: sweep_census(model, opt, entry)  # noqa: F821 (defined below)
@@ -39,7 +39,7 @@ TIMEOUTS = config["timeouts"]  # the schema fills in every limit
 
 # What a localisation probe's run reads (witnesses, tolerance, time limit): not the selection, so selecting one
 # more mutant reruns no other probe
-LOCALISE = {k: v for k, v in config["localise"].items() if k not in ("mutants", "optimisations", "max_probes")}
+LOCALISE = {k: v for k, v in config["localise"].items() if k not in SELECTION}
 
 
 wildcard_constraints:
@@ -200,6 +200,14 @@ def timing_device(wildcards):
 def timing_placement(wildcards):
     """Where a timing job runs on a cluster: where its device's infer jobs run."""
     return STUDY.placement(timing_device(wildcards))
+
+
+def study_probes():
+    """Model -> (the probes run, those over the budget): the mutants and optimisations named up front, and where
+    the study selects findings by their verdict, those of the model's per-pair table, once its compare (a
+    checkpoint) has run (until then Snakemake postpones what needs them)."""
+    return {m: probes(STUDY, m, checkpoints.compare.get(model=m).output.per_pair_parquet
+                      if selects_by_verdict(STUDY) else None) for m in STUDY.models}
 
 
 def _probe(wildcards):

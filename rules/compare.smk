@@ -1,4 +1,6 @@
-rule compare:
+# A checkpoint: a study that localises findings by their verdict (`localise.kinds`) plans those probes from its
+# per-pair table (rules/common.smk: study_probes).
+checkpoint compare:
     input:
         outputs=lambda wc: STUDY.model_outputs(wc.model),
         manifests=lambda wc: STUDY.model_manifests(wc.model),
@@ -56,13 +58,13 @@ rule compare:
 rule summary:
     input:
         per_pair=expand(paths.table("per_pair", "parquet", "{model}"), model=list(config["models"])),
-        localised=probe_paths(STUDY),
+        localised=lambda wc: [probe_path(m, p) for m, (run, _) in study_probes().items() for p in run],
     output:
         csv=report(paths.table("per_pair", "csv"), category="Tables", labels={"table": "all pairs"}),
         parquet=paths.table("per_pair", "parquet"),
         summary=report(paths.STUDY_SUMMARY, category="Summaries", labels={"model": "all"}),
     params:
-        unprobed=[f"{m}: {p['a']}" for m in config["models"] for p in probes(STUDY, m)[1]],
+        unprobed=lambda wc, input: [f"{m}: {p['a']}" for m, (_, left) in study_probes().items() for p in left],
     log:
         paths.log("summary"),
     conda:

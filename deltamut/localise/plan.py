@@ -1,5 +1,7 @@
 """Which pairs a study localises: its `localise:` selection, as one probe per (optimisation, mutant, device)
-and one bisection per selected (optimisation, device).
+and one bisection per selected (optimisation, device). Mutants and optimisations named up front are planned
+with the study; findings selected by their pair's kind and verdict (`kinds`, `verdicts`, `variants`) are known
+once compare has written the model's per-pair table (a checkpoint), and join them there.
 
 A mutant probe traces both builds kernel by kernel in one process, so only devices whose code the job's own CPU runs
 qualify (not boards over RPC, not GPUs); input-level mutants run the original's library (nothing to trace),
@@ -10,12 +12,16 @@ TVM (planning).
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import Any
 
 from deltamut import paths
 from deltamut.study import ORIGINAL, ModelRef
 from deltamut.study.placement import is_host_cpu
-from deltamut.study.refs import variant_id
+from deltamut.study.refs import parse_variant_id, variant_id
+
+#: The `localise:` keys that choose probes; the rest are the probes' settings (a job's params).
+SELECTION = ("mutants", "optimisations", "kinds", "verdicts", "variants", "max_probes")
 
 
 def _host_devices(study) -> list[str]:
@@ -52,10 +58,46 @@ def bisections(study, model: str) -> list[dict[str, str]]:
             for dev in _host_devices(study)]
 
 
-def probes(study, model: str) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """The probes run (at most `localise.max_probes` a model: mutant profiles first, then bisections) and
-    those the budget leaves out."""
+def selects_by_verdict(study) -> bool:
+    """Whether the selection waits for compare's verdicts (`localise.kinds`)."""
+    return bool(study.config.get("localise", {}).get("kinds"))
+
+
+def found(study, model: str, per_pair: str | Path) -> list[dict[str, str]]:
+    """The probes compare's findings select (`localise.kinds`, `verdicts`, `variants`), in the per-pair table's
+    order: a mutant pair's mutant (not an input-level one: it runs the original's library), a compiler pair's
+    optimisation (not for a derived model: bisection rebuilds from the model's own import), on host-CPU
+    devices."""
+    import pandas as pd
+
+    sel = study.config.get("localise", {})
+    kinds, verdicts, patterns = sel.get("kinds", []), set(sel.get("verdicts", [])), sel.get("variants", ["*"])
+    if not kinds:
+        return []
+    host = set(_host_devices(study))
+    out = []
+    for kind, a, b, verdict in pd.read_parquet(per_pair, columns=["kind", "a", "b", "verdict"]).itertuples(
+            index=False):
+        if kind not in kinds or verdict not in verdicts or not any(fnmatchcase(a, p) for p in patterns):
+            continue
+        c = parse_variant_id(a)
+        if c["device"] not in host:
+            continue
+        if kind == "mutant" and not study.is_input_mutant(c["mutant"]):
+            out.append({"opt": c["opt"], "mutant": c["mutant"], "device": c["device"], "a": a, "b": b})
+        elif kind == "compiler" and not ModelRef.parse(model).is_derived:
+            out.append({"opt": c["opt"], "mutant": "", "device": c["device"], "a": a, "b": b})
+    return out
+
+
+def probes(study, model: str, per_pair: str | Path | None = None) -> tuple[list[dict[str, str]],
+                                                                            list[dict[str, str]]]:
+    """The probes run (at most `localise.max_probes` a model: mutant profiles named up front first, then
+    bisections, then the findings `per_pair` selects by verdict, each once) and those the budget leaves out."""
     chosen = selected(study, model) + bisections(study, model)
+    if per_pair is not None:
+        seen = {(p["opt"], p["mutant"], p["device"]) for p in chosen}
+        chosen += [p for p in found(study, model, per_pair) if (p["opt"], p["mutant"], p["device"]) not in seen]
     budget = int(study.config.get("localise", {}).get("max_probes", 16))
     return chosen[:budget], chosen[budget:]
 

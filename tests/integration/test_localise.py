@@ -195,28 +195,38 @@ def test_a_tir_step_switched_off_does_not_run_in_the_build(small_onnx):
 
 @pytest.mark.slow
 def test_the_pipeline_bisects_an_optimisation_and_profiles_a_mutant(tmp_path, labelled_photos):
-    """Both localisation rules in a study of the trap model on real photos: the `fm` build flips every photo
-    against ONNX Runtime, and its bisection names the same three steps; a one-store mutant's profile is rooted
-    at the kernel its manifest names; the study summary lists both."""
+    """Both localisation rules in a study of the trap model on real photos, their findings selected by verdict
+    once compare has run: the `fm` build flips every photo against ONNX Runtime, and its bisection names the
+    same three steps; a one-store mutant's profile is rooted at the kernel its manifest names; a mutant whose
+    verdict the selection leaves out is not probed; the study summary lists both probes."""
     photos, labels = labelled_photos
     work = tmp_path / "work"
     work.mkdir()
     study = {
         "models": {"trap": {"source": "onnx", "path": str(_trap(tmp_path)), "input_size": 16,
-                            "mutants": ["one_store"]}},
+                            "mutants": ["one_store", "faint"]}},
         "dataset": {"images": str(photos), "labels": str(labels), "limit": 3},
         "frameworks": ["onnxruntime"],
         "optimisations": {"fm": {"llvm": {"fast-math": True}}},
-        "mutations": {"one_store": {"operator": "store_subtract", "delta": 0.5, "sites": [[0, 0]]}},
+        "mutations": {"one_store": {"operator": "store_subtract", "delta": 0.5, "sites": [[0, 0]]},
+                      "faint": {"operator": "store_scale", "eps": 2.0**-20, "sites": [[0, 0]]}},
         "targets": {"x86_64": {"kind": "llvm"}},
         "devices": {"cpu": {"target": "x86_64"}},
-        "localise": {"mutants": ["one_store"], "optimisations": ["fm"]},
+        # findings selected by their verdicts once compare has run (nothing is named up front): the compiler
+        # pair (top1_flip: fast-math flips every photo) and one_store (numeric_drift), not faint (within_noise)
+        "localise": {"kinds": ["mutant", "compiler"], "verdicts": ["top1_flip", "numeric_drift"]},
     }
     (work / "study.yaml").write_text(yaml.safe_dump(study))
     run = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work),
                           "--configfile", str(work / "study.yaml"), "--cores", "2"],
                          capture_output=True, text=True, cwd=work, timeout=1200)
     assert run.returncode == 0, run.stderr[-4000:]
+    import pandas as pd
+
+    verdicts = pd.read_parquet(work / "results/trap/compare/per_pair.parquet").set_index("a")["verdict"]
+    assert verdicts.to_dict() == {"tvm/fm/original/cpu": "top1_flip", "tvm/fm/one_store/cpu": "numeric_drift",
+                                  "tvm/fm/faint/cpu": "within_noise"}
+    assert not (work / "results/trap/tvm/fm/faint/localise").exists()
     record = json.loads((work / "results/trap/tvm/fm/localise/cpu/bisect.json").read_text())
     assert record["status"] == "ok" and record["predicate"]["flipped_in_table"] == 3, record.get("reason")
     assert record["culprits"] == ["fuse", "fast-math", "llvm-opt"]
@@ -234,7 +244,7 @@ def test_the_pipeline_bisects_an_optimisation_and_profiles_a_mutant(tmp_path, la
     assert profile["named"]["status"] == "not_probed" and "kernel-level" in profile["named"]["reason"]
     summary = (work / "results/summary.md").read_text().split("## Localisation")[1]
     assert "fuse, fast-math, llvm-opt" in summary and "one_store" in summary and "(2 of " in summary
-    assert "vanished when every tensor is an output" in summary
+    assert "vanished when every tensor is an output" in summary and "faint" not in summary
 
 
 def test_the_bundle_reduces_the_trap_to_its_add_and_subtract_and_repro_exits_on_the_faulty_build(tmp_path):

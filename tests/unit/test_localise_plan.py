@@ -129,3 +129,30 @@ def test_selected_optimisations_are_bisected_on_host_cpu_devices(tmp_path):
     assert left == []
     assert probe_paths(study)[1] == "results/m/tvm/default/localise/cpu/bisect.json"
     assert (run[1]["a"], run[1]["b"]) == ("tvm/default/original/cpu", "torch")
+
+
+def test_findings_are_selected_by_kind_verdict_and_variant_once_compare_has_run(tmp_path):
+    study = _study(tmp_path, {"kinds": ["mutant", "compiler"], "verdicts": ["top1_flip", "crash"],
+                              "variants": ["tvm/default/*"], "mutants": ["mnn16*"], "max_probes": 3})
+    rows = [("mutant", "tvm/default/mnn11_relu_to_sigmoid/cpu", "tvm/default/original/cpu", "top1_flip"),
+            ("mutant", "tvm/default/mnn16_store_minus_delta/cpu", "tvm/default/original/cpu", "crash"),  # named
+            ("mutant", "tvm/default/input_gaussian_noise/cpu", "tvm/default/original/cpu", "top1_flip"),  # input
+            ("mutant", "tvm/default/mnn11_relu_to_sigmoid/board", "tvm/default/original/board", "crash"),  # RPC
+            ("compiler", "tvm/default/original/cpu", "torch", "top1_flip"),
+            ("compiler", "tvm/basic/original/cpu", "torch", "top1_flip"),  # not tvm/default/*
+            ("device", "tvm/default/original/board", "tvm/default/original/cpu", "crash"),  # not a probed kind
+            ("mutant", "tvm/default/mnn09_sites.site0/cpu", "tvm/default/original/cpu", "numeric_drift")]
+    per_pair = tmp_path / "per_pair.parquet"
+    pd.DataFrame(rows, columns=["kind", "a", "b", "verdict"]).to_parquet(per_pair)
+    # before compare, only what is named up front
+    assert [p["mutant"] for p in probes(study, "m")[0]] == ["mnn16_store_minus_delta"]
+    run, left = probes(study, "m", per_pair)
+    # the named mutant first, then the findings in the table's order, each once, three in the budget
+    assert [(p["opt"], p["mutant"], p["device"]) for p in run] == [
+        ("default", "mnn16_store_minus_delta", "cpu"), ("default", "mnn11_relu_to_sigmoid", "cpu"),
+        ("default", "", "cpu")]
+    assert left == [] and (run[2]["a"], run[2]["b"]) == ("tvm/default/original/cpu", "torch")
+    squeezed = _study(tmp_path, {"kinds": ["mutant"], "max_probes": 1})
+    run, left = probes(squeezed, "m", per_pair)
+    assert [p["mutant"] for p in run] == ["mnn11_relu_to_sigmoid"]
+    assert [p["mutant"] for p in left] == ["mnn16_store_minus_delta"]
