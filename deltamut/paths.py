@@ -51,6 +51,7 @@ LOCALISED = f"{MUTANT}/localise/{{device}}"
 PROFILE = f"{LOCALISED}/profile.json"
 KERNELS = f"{LOCALISED}/kernels.parquet"
 NODES = f"{LOCALISED}/nodes.parquet"  # named mode: one row per ONNX node output and witness
+MUTANT_BUNDLE = f"{LOCALISED}/bundle"  # a kernel-level mutant's reproducer (deltamut.localise.bundle)
 GROWTH_PLOT = f"{LOCALISED}/growth.png"
 # which step of an optimisation makes its build disagree with the reference (deltamut.localise.bisect)
 BISECT = f"{OPT}/localise/{{device}}/bisect.json"

@@ -215,10 +215,12 @@ def _probe(wildcards):
 
 
 def localise_inputs(wildcards):
-    """Both libraries, the mutant's deploy record and manifest, the ONNX file (to name kernels and mark its
-    tensors), the images and compare's per-image table (deltamut.localise.plan.probe_of)."""
+    """Both libraries and lowered modules, the mutant's deploy record and manifest, the ONNX file (to name
+    kernels, mark its tensors and cut reproducers), the images and compare's per-image table
+    (deltamut.localise.plan.probe_of)."""
     probe = _probe(wildcards)
-    keys = ("mutant_lib", "mutant_info", "manifest", "original_lib", "onnx", "inputs", "per_image")
+    keys = ("mutant_lib", "mutant_info", "manifest", "mutant_module", "original_lib", "original_module", "onnx",
+            "inputs", "per_image")
     return {k: probe[k] for k in keys if probe[k]}
 
 
@@ -227,9 +229,9 @@ def localise_pair(wildcards):
     return {"a": probe["a"], "b": probe["b"]}
 
 
-def localise_named(wildcards):
-    """What named mode rebuilds for this probe, or why it does not apply (deltamut.localise.plan.named_of)."""
-    return _probe(wildcards)["named"]
+def localise_rebuild(wildcards):
+    """What named mode and the reproducer rebuild for this probe (deltamut.localise.plan.rebuild_of)."""
+    return _probe(wildcards)["rebuild"]
 
 
 def bisection(wildcards):

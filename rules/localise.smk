@@ -10,6 +10,7 @@ rule localise:
         profile=paths.PROFILE,
         kernels=paths.KERNELS,
         nodes=paths.NODES,
+        bundle=directory(paths.MUTANT_BUNDLE),
         plot=report(
             paths.GROWTH_PLOT,
             category="Localisation",
@@ -17,7 +18,7 @@ rule localise:
         ),
     params:
         pair=lambda wc: localise_pair(wc),
-        named=lambda wc: localise_named(wc),
+        rebuild=lambda wc: localise_rebuild(wc),
         settings=LOCALISE,
     threads: 1
     resources:

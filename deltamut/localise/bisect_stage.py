@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from deltamut.fsutil import write_json
@@ -26,10 +25,10 @@ def _bisect_worker(imported: str, onnx_path: str | None, inputs: str, predicate:
                    workdir: str, bundle: str) -> dict:
     from deltamut.compiler.serialize import load_module
     from deltamut.localise.bisect import Bisector, bisect, with_only
-    from deltamut.localise.witness import witness_images
+    from deltamut.localise.witness import against_reference, witness_images
 
     pictures = witness_images(inputs, predicate["images"])
-    result = bisect(Bisector(load_module(imported), spec, target, pictures, _flips(predicate), workdir))
+    result = bisect(Bisector(load_module(imported), spec, target, pictures, against_reference(predicate), workdir))
     for lib in Path(workdir).glob("*/lib.so"):  # the IR stays; the libraries were only run
         lib.unlink()
     if result["result"] != "found":
@@ -50,58 +49,19 @@ def _bisect_worker(imported: str, onnx_path: str | None, inputs: str, predicate:
     return result
 
 
-def _named_worker(onnx_path: str, inputs: str, predicate: dict, faulty: dict, control: dict, target: dict,
-                  tolerance: float, nodes_out: str) -> dict:
-    """Named mode under the culprit steps: the marked model built with only them on, every node's output read
-    against ONNX Runtime's on the witnesses; the floors come from the control build (every step off) against
-    ONNX Runtime, the float32 noise every build shows."""
-    import tempfile
-
-    import onnx
-
-    from deltamut.localise.named import build_marked, marked_logits, named_mode, run_marked
-    from deltamut.localise.splice import tensor_values
-    from deltamut.localise.witness import witness_images
-
-    images = predicate["images"]
-    x = witness_images(inputs, images)
-    model = onnx.load(onnx_path)
-    with tempfile.TemporaryDirectory(prefix="named-") as work:
-        values, noise = (run_marked(b["lib"], b["names"], x) for b in (
-            build_marked(model, spec, target, work, name=name) for name, spec in (("faulty", faulty),
-                                                                                  ("control", control))))
-    reference = tensor_values(model, [i[None] for i in x])
-    table, record = named_mode(model, values, reference, noise, images,
-                               _flips(predicate)(marked_logits(model, values)), tolerance)
-    table.to_parquet(nodes_out, index=False)
-    return record
-
-
-def _flips(predicate: dict):
-    """The bisection's predicate on a stack of logits: top-1 differs from the reference's recorded top-1 on at
-    least k witnesses."""
-    images, k = predicate["images"], int(predicate["k"])
-    expected = np.asarray(predicate["reference_top1"])
-
-    def flips(logits: np.ndarray) -> dict[str, Any]:
-        moved = [images[i] for i in np.flatnonzero(logits.argmax(axis=1) != expected)]
-        return {"holds": len(moved) >= k, "flipped": moved}
-
-    return flips
-
-
 def _named(inputs: Mapping[str, str], outputs: Mapping[str, str], predicate: dict, result: dict, spec: dict,
            target: dict, settings: dict[str, Any], log: str | Path) -> dict[str, Any]:
     """Named mode's record for bisect.json, in a child of its own (a failure there leaves the bisection
     standing); only where the bisection named culprits and the model has an ONNX file."""
     from deltamut.localise.bisect import with_only
+    from deltamut.localise.named import for_culprits
 
     if result.get("result") != "found":
         return {"status": ProbeStatus.NOT_PROBED.value, "reason": "bisection named no culprit"}
     if not inputs.get("onnx"):
         return {"status": ProbeStatus.NOT_PROBED.value,
                 "reason": "the model was imported from torch.export: no ONNX file to mark"}
-    res = call_isolated(_named_worker, {
+    res = call_isolated(for_culprits, {
         "onnx_path": str(inputs["onnx"]), "inputs": str(inputs["inputs"]), "predicate": predicate,
         "faulty": with_only(spec, result["culprits"]), "control": with_only(spec, []), "target": target,
         "tolerance": float(settings["tolerance"]), "nodes_out": str(outputs["nodes"])},

@@ -34,10 +34,29 @@ from deltamut.localise import repro, splice
 FAULTY, CONTROL = "faulty", "control"
 
 
+def transplant(mod, kernels: list[tuple[Any, Any]]) -> tuple[Any, list[str]]:
+    """`mod` with every kernel structurally equal to one of `kernels`' originals replaced by its mutated twin,
+    and the names of those replaced. A mutant's fault is in deltamut's mutated TIR, which no ONNX file holds;
+    a window's build computes the same kernel (same shapes, same code, another name: `fused_conv2d_add_relu_add1`
+    for the model's `fused_conv2d1_add1_relu_add2`) wherever the window holds the nodes fused into it."""
+    import tvm_ffi
+    from tvm import tirx
+
+    out, moved = mod.clone(), []
+    for gv, func in mod.functions_items():
+        if isinstance(func, tirx.PrimFunc):
+            twin = next((m for o, m in kernels if tvm_ffi.structural_equal(func, o)), None)
+            if twin is not None:
+                out.update_func(gv, twin)
+                moved.append(gv.name_hint)
+    return out, moved
+
+
 def write_build(folder: Path, subgraph, shapes: dict[str, list[int]], spec: dict[str, Any],
-                target_spec: dict[str, Any]) -> None:
-    """The subgraph through deltamut's stages for configuration `spec` (import, graph passes, lowering,
-    schedules) up to what `tvm.compile` receives, stored with the target and PassContext to compile it under."""
+                target_spec: dict[str, Any], kernels: list[tuple[Any, Any]] | None = None) -> None:
+    """The subgraph through deltamut's stages for configuration `spec` (import, graph passes, lowering, the
+    mutated `kernels` transplanted where given, schedules) up to what `tvm.compile` receives, stored with the
+    target and PassContext to compile it under."""
     from tvm.relax.frontend.onnx import from_onnx
 
     from deltamut.compiler.build import schedule
@@ -48,6 +67,11 @@ def write_build(folder: Path, subgraph, shapes: dict[str, list[int]], spec: dict
 
     opt = OptConfig.from_dict("bundle", spec)
     mod = lower(optimise_graph(from_onnx(subgraph, shape_dict=shapes, keep_params_in_input=False), opt), opt)
+    moved: list[str] = []
+    if kernels:
+        mod, moved = transplant(mod, kernels)
+        if not moved:
+            raise ValueError("no kernel of this window is one the mutant changed")
     target = make_target(target_spec, opt.llvm)
     with opt.pass_context():
         mod, _ = schedule(mod, target, target_spec, opt)
@@ -55,15 +79,17 @@ def write_build(folder: Path, subgraph, shapes: dict[str, list[int]], spec: dict
     save_module(mod, folder / "module.json")
     (folder / "module.py").write_text(mod.script())
     write_json(folder / "build.json", {"target": str(target), "disabled_pass": list(opt.disabled_pass),
-                                       "config": opt.tir, "configuration": spec})
+                                       "config": opt.tir, "configuration": spec, "transplanted": moved})
 
 
 class Reducer:
     """Windows of one model judged against one predicate, each build kept under `workdir`."""
 
     def __init__(self, model, images: np.ndarray, predicate: dict[str, Any], builds: dict[str, dict[str, Any]],
-                 target_spec: dict[str, Any], workdir: str | Path):
+                 target_spec: dict[str, Any], workdir: str | Path,
+                 kernels: dict[str, list[tuple[Any, Any]]] | None = None):
         self.model, self.predicate, self.builds, self.target_spec = model, predicate, builds, target_spec
+        self.kernels = kernels or {}  # per build: (original, mutated) kernels to transplant (transplant())
         self.workdir = Path(workdir)
         self.values = splice.tensor_values(model, [x[None] for x in images])
         self.n = len(splice.compute_nodes(model))
@@ -85,7 +111,8 @@ class Reducer:
             subgraph, rest = splice.window_model(self.model, c), splice.rest_model(self.model, c)
             cases = self.cases(c)
             shapes = {n: list(a.shape) for n, a in cases[0]["input"].items()}
-            write_build(self.folder(first, last) / which, subgraph, shapes, self.builds[which], self.target_spec)
+            write_build(self.folder(first, last) / which, subgraph, shapes, self.builds[which], self.target_spec,
+                        self.kernels.get(which))
             run = repro.build(self.folder(first, last) / which)
             rest_session = repro.session(rest) if rest is not None else None
             top1 = [int(repro.logits(subgraph, rest_session, run, case).reshape(-1).argmax()) for case in cases]
@@ -148,15 +175,17 @@ class Reducer:
 
 def make_bundle(model, images: np.ndarray, predicate: dict[str, Any], builds: dict[str, dict[str, Any]],
                 target_spec: dict[str, Any], out: str | Path, extra: dict[str, Any],
-                log: Callable[[str], None] = print) -> dict[str, Any]:
+                log: Callable[[str], None] = print,
+                kernels: dict[str, list[tuple[Any, Any]]] | None = None) -> dict[str, Any]:
     """Reduce and, when a window reproduces and its control does not, write the bundle into `out`; the
-    search's record either way. The trial builds are removed (the bundle keeps the two it ships)."""
+    search's record either way. The trial builds are removed (the bundle keeps the two it ships). `kernels`:
+    per build, mutated kernels to transplant into the window's own (a mutant's bundle)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     trials_dir = out.parent / f".{out.name}.trials"
     shutil.rmtree(trials_dir, ignore_errors=True)
     try:
-        reducer = Reducer(model, images, predicate, builds, target_spec, trials_dir)
+        reducer = Reducer(model, images, predicate, builds, target_spec, trials_dir, kernels)
         result = reducer.reduce()
         log(f"bundle search: {result['result']} after {len(result['trials'])} builds")
         if result["result"] == "found":
@@ -165,3 +194,23 @@ def make_bundle(model, images: np.ndarray, predicate: dict[str, Any], builds: di
         return result
     finally:
         shutil.rmtree(trials_dir, ignore_errors=True)
+
+
+def for_mutant(onnx_path: str, inputs: str, predicate: dict[str, Any], rebuild: dict[str, Any],
+               original_module: str, mutant_module: str, kernels: list[str], out: str) -> dict[str, Any]:
+    """A kernel-level mutant's reproducer: windows built under the probe's configuration, the mutant's changed
+    `kernels` (from its lowered module) transplanted over their originals (the faulty build) or not (the
+    control); the predicate is the mutant pair's own (top-1 differs from the original's on k witnesses)."""
+    import onnx
+
+    from deltamut.compiler.serialize import load_module
+    from deltamut.localise.witness import witness_images
+
+    original, mutant = load_module(original_module), load_module(mutant_module)
+    pairs = [(original[name], mutant[name]) for name in kernels]
+    spec = rebuild["optimisation"]
+    found = make_bundle(onnx.load(onnx_path), witness_images(inputs, predicate["images"]), predicate,
+                        {FAULTY: spec, CONTROL: spec}, rebuild["target"], out, {"kernels": kernels},
+                        kernels={FAULTY: pairs})
+    keep = ("result", "path", "nodes_before", "nodes_after", "window", "reason")
+    return {**{k: found[k] for k in keep if k in found}, "builds": len(found["trials"]), "kernels": kernels}

@@ -193,3 +193,56 @@ def marked_logits(model, values: list[dict[str, np.ndarray]]) -> np.ndarray:
     """The model's declared (first) output on each image, from a marked build's tensors."""
     first = model.graph.output[0].name
     return np.stack([v[first].reshape(-1) for v in values])
+
+
+def for_mutant(onnx_path: str, inputs: str, predicate: dict, rebuild: dict, tolerance: float,
+               nodes_out: str) -> dict:
+    """Named mode for a graph- or model-level mutant: the original and the mutant rebuilt from the marked ONNX
+    file under the probe's configuration, every node's output read on the witnesses (the original's own rerun
+    gives the floors)."""
+    import tempfile
+
+    import onnx
+
+    from deltamut.localise.witness import confirmed, witness_images
+
+    images = predicate["images"]
+    x = witness_images(inputs, images)
+    model = onnx.load(onnx_path)
+    with tempfile.TemporaryDirectory(prefix="named-") as work:
+        built = {side: build_marked(model, rebuild["optimisation"], rebuild["target"], work,
+                                    rebuild["mutation"] if side == "mutant" else None, side)
+                 for side in ("original", "mutant")}
+        ref, rerun, values = (run_marked(built[side]["lib"], built[side]["names"], x)
+                              for side in ("original", "original", "mutant"))
+    a, b = marked_logits(model, values), marked_logits(model, ref)
+    verdict = confirmed(predicate, {i: {"a": a[j], "b": b[j]} for j, i in enumerate(images)}, tolerance)
+    table, record = named_mode(model, values, ref, rerun, images, verdict, tolerance)
+    table.to_parquet(nodes_out, index=False)
+    return {**record, "sites": built["mutant"]["sites"]}
+
+
+def for_culprits(onnx_path: str, inputs: str, predicate: dict, faulty: dict, control: dict, target: dict,
+                 tolerance: float, nodes_out: str) -> dict:
+    """Named mode under the culprit steps: the marked model built with only them on, every node's output read
+    against ONNX Runtime's on the witnesses; the floors come from the control build (every step off) against
+    ONNX Runtime, the float32 noise every build shows."""
+    import tempfile
+
+    import onnx
+
+    from deltamut.localise.splice import tensor_values
+    from deltamut.localise.witness import against_reference, witness_images
+
+    images = predicate["images"]
+    x = witness_images(inputs, images)
+    model = onnx.load(onnx_path)
+    with tempfile.TemporaryDirectory(prefix="named-") as work:
+        values, noise = (run_marked(b["lib"], b["names"], x) for b in (
+            build_marked(model, spec, target, work, name=name) for name, spec in (("faulty", faulty),
+                                                                                  ("control", control))))
+    reference = tensor_values(model, [i[None] for i in x])
+    table, record = named_mode(model, values, reference, noise, images,
+                               against_reference(predicate)(marked_logits(model, values)), tolerance)
+    table.to_parquet(nodes_out, index=False)
+    return record

@@ -116,17 +116,20 @@ def probe_paths(study) -> list[str]:
 
 
 def probe_of(study, model: str, opt: str, mutant: str, device: str) -> dict[str, Any]:
-    """One probe's pair (`a` the mutant, `b` its original, as in the mutant pairs) and the files its job reads:
-    both libraries, the model's ONNX (to name kernels; None
-    when TVM imported a torch.export program), the images and the per-image table."""
+    """One probe's pair (`a` the mutant, `b` its original, as in the mutant pairs), what it rebuilds, and the
+    files its job reads: both libraries and lowered modules, the mutant's manifest, the model's ONNX (to name
+    kernels, mark tensors and cut reproducers; None when TVM imported a torch.export program), the images and
+    the per-image table."""
     target = study.target_of(device)
     exported = study.export_settings(model)["exporter"] == "torch.export"
     return {
         "a": variant_id(opt, mutant, device), "b": variant_id(opt, ORIGINAL, device),
-        "named": named_of(study, opt, mutant, device, exported),
+        "rebuild": rebuild_of(study, opt, mutant, device),
         "mutant_lib": study.artifact(paths.LIB, model, opt, mutant, target=target),
         "mutant_info": study.artifact(paths.DEPLOY, model, opt, mutant, target=target),
         "manifest": study.artifact(paths.MANIFEST, model, opt, mutant),
+        "mutant_module": study.artifact(paths.MODULE, model, opt, mutant),
+        "original_module": study.artifact(paths.MODULE, model, opt, ORIGINAL),
         "original_lib": study.artifact(paths.LIB, model, opt, ORIGINAL, target=target),
         "onnx": None if exported else paths.fill(paths.ONNX, model=model),
         "inputs": study.inputs_path(model, shard=study.shards[0]),
@@ -134,18 +137,16 @@ def probe_of(study, model: str, opt: str, mutant: str, device: str) -> dict[str,
     }
 
 
-def named_of(study, opt: str, mutant: str, device: str, exported: bool) -> dict[str, Any]:
-    """What named mode rebuilds for a mutant probe (deltamut.localise.named): the mutation's entry, the
-    configuration and the target; or why it does not apply. A kernel-level mutant's sites are stores and
-    expressions of the lowered kernels, and marking every tensor an output changes which kernels there are
-    (fusion), so its sites do not carry over to the marked build; kernel mode names its kernel instead."""
-    if exported:
-        return {"reason": "the model was imported from torch.export: no ONNX file to mark"}
-    if not study.mutates_graph(mutant):
-        return {"reason": "a kernel-level mutant's sites are in the lowered kernels, which the marked build fuses "
-                          "otherwise; kernel mode names its kernel"}
-    return {"mutation": study.mutation(mutant), "optimisation": study.optimisation(opt),
-            "target": study.targets[study.target_of(device)]}
+def rebuild_of(study, opt: str, mutant: str, device: str) -> dict[str, Any]:
+    """What a mutant probe rebuilds from the model's ONNX file: named mode (deltamut.localise.named) the whole
+    marked model, a reproducer (deltamut.localise.bundle) windows of it; under the probe's configuration and
+    target, with the mutation's level and, for a graph- or model-level mutant, its entry (named mode applies
+    it again)."""
+    out = {"optimisation": study.optimisation(opt), "target": study.targets[study.target_of(device)],
+           "level": study.catalog.level(mutant)}
+    if study.mutates_graph(mutant):
+        out["mutation"] = study.mutation(mutant)
+    return out
 
 
 def bisection_of(study, model: str, opt: str, device: str) -> dict[str, Any]:

@@ -30,43 +30,26 @@ def _probe_worker(original_lib: str, mutant_lib: str, onnx: str | None, inputs: 
     return {"confirmed": confirmed(predicate, logits, tolerance), **propagation(table, logits, tolerance)}
 
 
-def _named_worker(onnx_path: str, inputs: str, predicate: dict, named: dict, tolerance: float,
-                  nodes_out: str) -> dict:
-    """Named mode for a graph- or model-level mutant: the original and the mutant rebuilt from the marked ONNX
-    file under the probe's configuration, every node's output read on the witnesses (the original's own rerun
-    gives the floors)."""
-    import tempfile
-
-    import onnx
-
-    from deltamut.localise.named import build_marked, marked_logits, named_mode, run_marked
-    from deltamut.localise.witness import confirmed, witness_images
-
-    images = predicate["images"]
-    x = witness_images(inputs, images)
-    model = onnx.load(onnx_path)
-    with tempfile.TemporaryDirectory(prefix="named-") as work:
-        built = {side: build_marked(model, named["optimisation"], named["target"], work,
-                                    named["mutation"] if side == "mutant" else None, side)
-                 for side in ("original", "mutant")}
-        ref, rerun, values = (run_marked(built[side]["lib"], built[side]["names"], x)
-                              for side in ("original", "original", "mutant"))
-    a, b = marked_logits(model, values), marked_logits(model, ref)
-    verdict = confirmed(predicate, {i: {"a": a[j], "b": b[j]} for j, i in enumerate(images)}, tolerance)
-    table, record = named_mode(model, values, ref, rerun, images, verdict, tolerance)
-    _write_table(table, nodes_out)
-    return {**record, "sites": built["mutant"]["sites"]}
+def _not_probed(reason: str) -> dict[str, str]:
+    return {"status": ProbeStatus.NOT_PROBED.value, "reason": reason}
 
 
-def _named(inputs: Mapping[str, str], outputs: Mapping[str, str], predicate: dict, named: dict,
+def _named(inputs: Mapping[str, str], outputs: Mapping[str, str], predicate: dict, rebuild: dict,
            settings: dict[str, Any], log: str | Path) -> dict[str, Any]:
-    """Named mode's record for the profile (module deltamut.localise.named), in a child of its own, so that a
-    failure there leaves kernel mode's result standing."""
-    if "reason" in named:
-        return {"status": ProbeStatus.NOT_PROBED.value, "reason": named["reason"]}
-    res = call_isolated(_named_worker, {
-        "onnx_path": str(inputs["onnx"]), "inputs": str(inputs["inputs"]), "predicate": predicate, "named": named,
-        "tolerance": float(settings["tolerance"]), "nodes_out": str(outputs["nodes"])},
+    """Named mode's record for the profile (deltamut.localise.named.for_mutant), in a child of its own, so
+    that a failure there leaves kernel mode's result standing. A kernel-level mutant's sites are stores and
+    expressions of the lowered kernels, and marking every tensor an output changes which kernels there are
+    (fusion), so its sites do not carry over to the marked build: kernel mode names its kernel instead."""
+    from deltamut.localise.named import for_mutant
+
+    if not inputs.get("onnx"):
+        return _not_probed("the model was imported from torch.export: no ONNX file to mark")
+    if "mutation" not in rebuild:
+        return _not_probed(f"a {rebuild.get('level')}-level mutant's sites are in the lowered kernels, which the "
+                           "marked build fuses otherwise; kernel mode names its kernel")
+    res = call_isolated(for_mutant, {
+        "onnx_path": str(inputs["onnx"]), "inputs": str(inputs["inputs"]), "predicate": predicate,
+        "rebuild": rebuild, "tolerance": float(settings["tolerance"]), "nodes_out": str(outputs["nodes"])},
         float(settings["timeout_s"]), log)
     if not res.ok:
         return {"status": res.status, "reason": f"named mode itself failed ({res.symptom}): {res.error}",
@@ -76,6 +59,30 @@ def _named(inputs: Mapping[str, str], outputs: Mapping[str, str], predicate: dic
     if applied is not None:  # the marked build's mutation must be the mutant's own, site for site
         record["sites_match"] = applied == record["sites"]
     return record
+
+
+def _bundle(inputs: Mapping[str, str], outputs: Mapping[str, str], predicate: dict, rebuild: dict,
+            settings: dict[str, Any], log: str | Path) -> dict[str, Any]:
+    """A kernel-level mutant's reproducer (deltamut.localise.bundle.for_mutant), in a child of its own: the
+    smallest window of ONNX nodes whose build, with the mutant's kernels transplanted, still flips labels."""
+    from deltamut.localise.bundle import for_mutant
+
+    if rebuild.get("level") != "kernel":
+        return {"result": "not_made", "reason": f"a bundle carries mutated kernels: a {rebuild.get('level')}-level "
+                                                "mutant's change is in the graph or its weights (named mode)"}
+    if predicate["kind"] != "flips":
+        return {"result": "not_made", "reason": "the pair flips no label: a label predicate has nothing to cut"}
+    if not inputs.get("onnx"):
+        return {"result": "not_made", "reason": "the model was imported from torch.export: no ONNX"}
+    kernels = sorted({s["function"] for s in read_json(inputs["manifest"]).get("sites", [])})
+    res = call_isolated(for_mutant, {
+        "onnx_path": str(inputs["onnx"]), "inputs": str(inputs["inputs"]), "predicate": predicate,
+        "rebuild": rebuild, "original_module": str(inputs["original_module"]),
+        "mutant_module": str(inputs["mutant_module"]), "kernels": kernels, "out": str(outputs["bundle"])},
+        float(settings["timeout_s"]), log)
+    if not res.ok:
+        return {"result": res.status, "reason": f"the search itself failed ({res.symptom}): {res.error}"}
+    return res.value
 
 
 def _symptom(inputs: Mapping[str, str], outputs: Mapping[str, str], predicate: dict, settings: dict[str, Any],
@@ -107,9 +114,10 @@ def _write_table(table: pd.DataFrame, path: str | Path) -> None:
 
 
 def localise_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], pair: dict[str, str],
-                   settings: dict[str, Any], log: str | Path, named: dict[str, Any] | None = None) -> dict[str, Any]:
+                   settings: dict[str, Any], log: str | Path, rebuild: dict[str, Any]) -> dict[str, Any]:
     """Profile pair `pair` (`a` the mutant, `b` its original) on the witnesses of its per-image table: kernel
-    mode, then named mode (`named`: what it rebuilds, or why it does not apply; deltamut.localise.plan)."""
+    mode, then named mode and the reproducer (`rebuild`: the configuration, target, level and, for a graph-level
+    mutant, its entry; deltamut.localise.plan.rebuild_of), or the failure's kernel."""
     from deltamut.localise.witness import witnesses
     from deltamut.report.growth import plot_growth
 
@@ -136,7 +144,9 @@ def localise_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], pai
         else:
             record.update(status=res.status, reason=f"the probe itself failed ({res.symptom}): {res.error}",
                           **res.as_record())
-        record["named"] = _named(inputs, outputs, predicate, named or {"reason": "not asked for"}, settings, log)
+        record["named"] = _named(inputs, outputs, predicate, rebuild, settings, log)
+        record["bundle"] = _bundle(inputs, outputs, predicate, rebuild, settings, log)
+    Path(outputs["bundle"]).mkdir(parents=True, exist_ok=True)
     for table in ("kernels", "nodes"):
         if outputs.get(table) and not Path(outputs[table]).is_file():
             _write_table(pd.DataFrame(), outputs[table])

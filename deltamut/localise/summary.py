@@ -79,6 +79,7 @@ def localisation_table(profiles: list[str | Path]) -> pd.DataFrame:
             "confirmed": conf.get("holds") if p["status"] == ProbeStatus.OK else None,
             "root_kernel": p.get("root_kernel"), "onnx_node": p.get("root_onnx_node"),
             "onnx_op": p.get("root_onnx_op_type"), "named_mode": _named_text(p.get("named")),
+            "reproducer": _bundle_text(p.get("bundle")),
             "flipped": len(p.get("flipped", [])),
             "masked": len(p.get("masked", [])), "witnesses": p.get("images"),
             "reason": _reason(p),

@@ -72,3 +72,17 @@ def confirmed(predicate: dict[str, Any], logits: dict[str, dict[str, np.ndarray]
     moved = [i for i, v in logits.items() if not relative_diff(v["a"], v["b"]) <= tolerance]
     holds = len(flips) >= predicate["k"] if predicate["kind"] == FLIPS else bool(moved)
     return {"holds": holds, "flipped": flips, "moved": moved}
+
+
+def against_reference(predicate: dict[str, Any]):
+    """The predicate judged against the reference's recorded top-1 (a bisection's, where the reference is a
+    framework that is not rebuilt): a function of a stack of logits, one row per witness, that holds where
+    top-1 differs on at least k of them."""
+    images, k = predicate["images"], int(predicate["k"])
+    expected = np.asarray(predicate["reference_top1"])
+
+    def flips(logits: np.ndarray) -> dict[str, Any]:
+        moved = [images[i] for i in np.flatnonzero(logits.argmax(axis=1) != expected)]
+        return {"holds": len(moved) >= k, "flipped": moved}
+
+    return flips

@@ -389,11 +389,14 @@ def failing_pair(tmp_path, small_onnx):
                   "mutant_info": tmp_path / "deploy.json", "onnx": small_onnx, "inputs": tmp_path / "inputs.npz",
                   "per_image": tmp_path / "per_image.parquet"}
         outputs = {k: tmp_path / f"{k}.{ext}" for k, ext in
-                   (("profile", "json"), ("kernels", "parquet"), ("nodes", "parquet"), ("plot", "png"))}
+                   (("profile", "json"), ("kernels", "parquet"), ("nodes", "parquet"), ("plot", "png"),
+                    ("bundle", "d"))}
         return localise_stage(inputs={k: str(v) for k, v in inputs.items()},
                               outputs={k: str(v) for k, v in outputs.items()}, pair={"a": "M", "b": "O"},
                               settings={"images": 8, "tolerance": 1e-6, "timeout_s": 240},
-                              log=tmp_path / "log.txt", named={"reason": "not asked"})
+                              log=tmp_path / "log.txt",
+                              rebuild={"optimisation": {"fuse": False}, "target": {"kind": "llvm"},
+                                       "level": "kernel"})
 
     return lowered, run
 
@@ -426,3 +429,79 @@ def test_nan_logits_are_localised_to_the_first_kernel_that_writes_a_nan(failing_
     assert record["predicate"]["symptom"] == "nan" and record["confirmed"]["holds"], record["confirmed"]
     assert (site["function"], record["root_kernel"], record["root_by"]) == ("add2", "add2", "first non-finite")
     assert (record["root_onnx_op_type"], record["root_onnx_node"]) == ("Add", "node_add")
+
+
+class _Gate(nn.Module):
+    """Two logits: the mean of ReLU(conv(x)) and a constant 1e-3. On real inputs the first wins; a mutant that
+    pushes every convolution output below zero makes the ReLU return 0, and the constant wins: a label flip on
+    every image, planted in one kernel (conv, bias add and ReLU fused)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3, padding=1)
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x)).mean(dim=(1, 2, 3))[:, None]
+        return torch.cat([y, torch.full_like(y, 1e-3)], dim=1)
+
+
+def test_a_kernel_mutants_bundle_transplants_its_kernel_and_reproduces(tmp_path):
+    """A kernel-level mutant at one known site (store_subtract 100 at site 3: the bias add's store in the
+    kernel that fuses the ONNX Conv and Relu): kernel mode names that kernel, and the bundle is the window of
+    the nodes that kernel computes (Conv, Relu), with the mutated kernel transplanted into the window's own
+    build (a window without the Relu fuses another kernel, which the mutant did not change); its repro.py
+    exits 1 on that build and 0 on the control (no transplant)."""
+    import pandas as pd
+
+    from deltamut.compiler.serialize import save_module
+    from deltamut.devices.tvm_backend import TvmBackend
+    from deltamut.localise.stage import localise_stage
+
+    torch.manual_seed(0)
+    onnx = tmp_path / "gate.onnx"
+    torch.onnx.export(_Gate().eval(), (torch.zeros(1, 3, 16, 16),), str(onnx), dynamo=True, external_data=False,
+                      opset_version=18, input_names=["input"], output_names=["logits"])
+    opt = OptConfig.from_dict("extended", EXTENDED)
+    lowered = lower(optimise_graph(import_onnx(onnx), opt), opt)
+    mutant = mutate(lowered, {"operator": "store_subtract", "delta": 100.0, "sites": [[3, 3]]}, lambda g: g)
+    [site] = mutant.manifest["sites"]
+    assert site["function"] == "fused_conv2d_add_relu" and site["before"].startswith("T_add")
+    for name, module in (("original", lowered), ("mutant", mutant.module)):
+        save_module(module, tmp_path / f"{name}.json")
+        build_library(module, {"kind": "llvm"}, opt, tmp_path / f"{name}.so")
+    (tmp_path / "manifest.json").write_text(json.dumps(mutant.manifest))
+    (tmp_path / "deploy.json").write_text(json.dumps({"status": "ok"}))
+    x, ids = _images(4, 16), [f"i{k}" for k in range(4)]
+    np.savez(tmp_path / "inputs.npz", x=x, ids=np.array(ids))
+    top1 = {}
+    for name in ("original", "mutant"):
+        run = TvmBackend({"lib": str(tmp_path / f"{name}.so")})
+        top1[name] = [int(run(i[None])[0].argmax()) for i in x]
+        run.close()
+    assert top1 == {"original": [0, 0, 0, 0], "mutant": [1, 1, 1, 1]}
+    pd.DataFrame({"a": "M", "b": "O", "image": ids, "status_a": "ok", "status_b": "ok", "top1_agree": False,
+                  "top1_b": top1["original"], "max_abs_err": 1.0}).to_parquet(tmp_path / "per_image.parquet")
+    inputs = {"mutant_lib": "mutant.so", "original_lib": "original.so", "mutant_module": "mutant.json",
+              "original_module": "original.json", "mutant_info": "deploy.json", "manifest": "manifest.json",
+              "inputs": "inputs.npz", "per_image": "per_image.parquet", "onnx": "gate.onnx"}
+    outputs = {k: str(tmp_path / "out" / v) for k, v in (("profile", "profile.json"), ("kernels", "k.parquet"),
+                                                          ("nodes", "n.parquet"), ("plot", "g.png"),
+                                                          ("bundle", "bundle"))}
+    (tmp_path / "out").mkdir()
+    record = localise_stage(inputs={k: str(tmp_path / v) for k, v in inputs.items()}, outputs=outputs,
+                            pair={"a": "M", "b": "O"}, settings={"images": 8, "tolerance": 1e-6, "timeout_s": 600},
+                            log=tmp_path / "log",
+                            rebuild={"optimisation": EXTENDED, "target": {"kind": "llvm"}, "level": "kernel"})
+    assert record["root_kernel"] == site["function"] and record["confirmed"]["holds"]
+    bundle = record["bundle"]
+    assert bundle["result"] == "found" and bundle["kernels"] == [site["function"]], bundle
+    predicate = json.loads((Path(outputs["bundle"]) / "predicate.json").read_text())
+    assert predicate["ops"] == ["Conv", "Relu"] and bundle["nodes_after"] == 2 < bundle["nodes_before"]
+    build = json.loads((Path(outputs["bundle"]) / "faulty" / "build.json").read_text())
+    assert build["transplanted"] == ["fused_conv2d_add_relu"]
+
+    def repro(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(Path(outputs["bundle"]) / "repro.py"), *args],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=300)
+
+    assert repro().returncode == 1 and repro("--build", "control").returncode == 0

@@ -50,13 +50,15 @@ def test_selected_mutants_are_probed_on_host_cpu_devices_only(tmp_path):
     assert probe["onnx"] == "results/m/export/model.onnx"
 
 
-def test_named_mode_rebuilds_graph_mutants_and_says_why_not_for_kernel_mutants(tmp_path):
+def test_a_probe_rebuilds_under_its_configuration_and_target_and_graph_mutants_with_their_entry(tmp_path):
     study = _study(tmp_path, {"mutants": ["mnn1*"]})
-    graph = probe_of(study, "m", "default", "mnn11_relu_to_sigmoid", "cpu")["named"]
+    graph = probe_of(study, "m", "default", "mnn11_relu_to_sigmoid", "cpu")["rebuild"]
     assert graph["mutation"]["operator"] == "replace_op" and graph["target"] == {"kind": "llvm"}
-    assert graph["optimisation"] == study.optimisation("default")
-    kernel = probe_of(study, "m", "default", "mnn16_store_minus_delta", "cpu")["named"]
-    assert set(kernel) == {"reason"} and "kernel-level" in kernel["reason"]
+    assert graph["optimisation"] == study.optimisation("default") and graph["level"] == "graph"
+    kernel = probe_of(study, "m", "default", "mnn16_store_minus_delta", "cpu")
+    assert kernel["rebuild"]["level"] == "kernel" and "mutation" not in kernel["rebuild"]
+    assert kernel["mutant_module"] == "results/m/tvm/default/mnn16_store_minus_delta/module.json"
+    assert kernel["original_module"] == "results/m/tvm/default/original/module.json"
 
 
 def test_the_budget_keeps_the_first_probes_and_names_the_rest(tmp_path):
