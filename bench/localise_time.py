@@ -24,6 +24,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from deltamut.defaults import section_default
+
 REPO = Path(__file__).resolve().parents[1]
 MUTANTS = ["mnn10_add_to_subtract", "mnn11_relu_to_sigmoid", "mnn16_store_minus_delta"]
 
@@ -34,8 +36,7 @@ def study(images: int) -> dict:
                              "mutate_under": ["extended"]}},
         "dataset": {"images": "default", "labels": "default", "limit": images},
         "mutation_catalog": str(REPO / "config" / "mutations.yaml"),
-        "optimisations": {"extended": yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-                          ["optimisations"]["extended"]},
+        "optimisations": {"extended": section_default("optimisations")["extended"]},
         "localise": {"kinds": ["mutant", "compiler"]},
     }
 

@@ -68,8 +68,7 @@ def _bundle(inputs: Mapping[str, str], outputs: Mapping[str, str], predicate: di
     from deltamut.localise.bundle import for_mutant
 
     if rebuild.get("level") != "kernel":
-        return {"result": "not_made", "reason": f"a bundle carries mutated kernels: a {rebuild.get('level')}-level "
-                                                "mutant's change is in the graph or its weights (named mode)"}
+        return {"result": "not_made", "reason": f"a {rebuild.get('level')}-level mutant changes no kernel to carry"}
     if predicate["kind"] != "flips":
         return {"result": "not_made", "reason": "the pair flips no label: a label predicate has nothing to cut"}
     if not inputs.get("onnx"):
