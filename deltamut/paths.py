@@ -53,6 +53,11 @@ KERNELS = f"{LOCALISED}/kernels.parquet"
 NODES = f"{LOCALISED}/nodes.parquet"  # named mode: one row per ONNX node output and witness
 MUTANT_BUNDLE = f"{LOCALISED}/bundle"  # a kernel-level mutant's reproducer (deltamut.localise.bundle)
 GROWTH_PLOT = f"{LOCALISED}/growth.png"
+# a device pair read kernel by kernel: the device's build, each kernel replayed on the baseline device's inputs
+AGAINST = f"{LOCALISED}/against/{{baseline}}"
+DEVICE_PROFILE = f"{AGAINST}/profile.json"
+DEVICE_KERNELS = f"{AGAINST}/kernels.parquet"
+DEVICE_GROWTH_PLOT = f"{AGAINST}/growth.png"
 # which step of an optimisation makes its build disagree with the reference (deltamut.localise.bisect)
 BISECT = f"{OPT}/localise/{{device}}/bisect.json"
 BISECT_IR = f"{OPT}/localise/{{device}}/bisect"

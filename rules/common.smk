@@ -13,7 +13,15 @@ from deltamut.study import ORIGINAL, ModelRef
 from deltamut.study.shards import WILDCARD as SHARD_WILDCARD
 from deltamut.timing.groups import WILDCARD as TIMING_GROUP
 from deltamut.timing.groups import group_device, member_files, timing_members, timing_paths
-from deltamut.localise.plan import SELECTION, bisection_of, probe_of, probe_path, probes, selects_by_verdict
+from deltamut.localise.plan import (
+    SELECTION,
+    bisection_of,
+    device_probe_of,
+    probe_of,
+    probe_path,
+    probes,
+    selects_by_verdict,
+)
 
 STUDY = load_study(config, base=workflow.basedir)
 STUDY.site_source = lambda model, opt, entry: sweep_census(model, opt, entry)  # noqa: F821 (defined below)
@@ -49,6 +57,7 @@ wildcard_constraints:
     mutant=r"[A-Za-z0-9_.-]+",
     target=r"[A-Za-z0-9_.-]+",
     device=r"[A-Za-z0-9_.-]+",
+    baseline=r"[A-Za-z0-9_.-]+",
     entry=r"[A-Za-z0-9_.-]+",
     framework=r"torch|onnxruntime|torch64",
     # empty, or the shard a per-image file belongs to (deltamut.study.shards)
@@ -232,6 +241,23 @@ def localise_pair(wildcards):
 def localise_rebuild(wildcards):
     """What named mode and the reproducer rebuild for this probe (deltamut.localise.plan.rebuild_of)."""
     return _probe(wildcards)["rebuild"]
+
+
+def _device_probe(wildcards):
+    return device_probe_of(STUDY, wildcards.model, wildcards.opt, wildcards.device, wildcards.baseline)
+
+
+def localise_device_inputs(wildcards):
+    """Both devices' libraries and deploy records, the ONNX file (to name kernels), the images and compare's
+    per-image table (deltamut.localise.plan.device_probe_of)."""
+    probe = _device_probe(wildcards)
+    keys = ("mutant_lib", "mutant_info", "original_lib", "onnx", "inputs", "per_image")
+    return {k: probe[k] for k in keys if probe[k]}
+
+
+def localise_device_pair(wildcards):
+    probe = _device_probe(wildcards)
+    return {"a": probe["a"], "b": probe["b"]}
 
 
 def bisection(wildcards):

@@ -63,3 +63,35 @@ rule bisect:
         "../envs/cpu.yaml"
     script:
         "../scripts/bisect.py"
+
+
+# A device pair (a host-CPU device's build against the first device's, both run on the job's CPU), kernel by
+# kernel: each kernel of the device's build replayed on the baseline's inputs of that call, so the kernel whose
+# code differs is told from those that only carry the difference (deltamut.localise.stage.device_stage).
+rule localise_device:
+    input:
+        unpack(localise_device_inputs),
+    output:
+        profile=paths.DEVICE_PROFILE,
+        kernels=paths.DEVICE_KERNELS,
+        plot=report(
+            paths.DEVICE_GROWTH_PLOT,
+            category="Localisation",
+            labels={"model": "{model}", "device": "{device} against {baseline}"},
+        ),
+    params:
+        pair=lambda wc: localise_device_pair(wc),
+        settings=LOCALISE,
+    threads: 1
+    resources:
+        slurm_partition=lambda wc: STUDY.placement(wc.device).partition,
+        runtime=lambda wc: STUDY.placement(wc.device).runtime,
+        mem_mb=lambda wc: STUDY.placement(wc.device).mem_mb,
+    log:
+        paths.log("localise_device", "model", "opt", "mutant", "device", "baseline"),
+    benchmark:
+        paths.benchmark("localise_device", "model", "opt", "mutant", "device", "baseline")
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/localise_device.py"

@@ -66,8 +66,8 @@ def selects_by_verdict(study) -> bool:
 def found(study, model: str, per_pair: str | Path) -> list[dict[str, str]]:
     """The probes compare's findings select (`localise.kinds`, `verdicts`, `variants`), in the per-pair table's
     order: a mutant pair's mutant (not an input-level one: it runs the original's library), a compiler pair's
-    optimisation (not for a derived model: bisection rebuilds from the model's own import), on host-CPU
-    devices."""
+    optimisation (not for a derived model: bisection rebuilds from the model's own import), a device pair's two
+    builds where their targets differ; on host-CPU devices."""
     import pandas as pd
 
     sel = study.config.get("localise", {})
@@ -87,6 +87,10 @@ def found(study, model: str, per_pair: str | Path) -> list[dict[str, str]]:
             out.append({"opt": c["opt"], "mutant": c["mutant"], "device": c["device"], "a": a, "b": b})
         elif kind == "compiler" and not ModelRef.parse(model).is_derived:
             out.append({"opt": c["opt"], "mutant": "", "device": c["device"], "a": a, "b": b})
+        elif kind == "device" and (base := parse_variant_id(b)["device"]) in host and \
+                study.target_of(base) != study.target_of(c["device"]):  # one target: one library, no pair
+            out.append({"opt": c["opt"], "mutant": ORIGINAL, "device": c["device"], "baseline": base, "a": a,
+                        "b": b})
     return out
 
 
@@ -96,15 +100,21 @@ def probes(study, model: str, per_pair: str | Path | None = None) -> tuple[list[
     bisections, then the findings `per_pair` selects by verdict, each once) and those the budget leaves out."""
     chosen = selected(study, model) + bisections(study, model)
     if per_pair is not None:
-        seen = {(p["opt"], p["mutant"], p["device"]) for p in chosen}
-        chosen += [p for p in found(study, model, per_pair) if (p["opt"], p["mutant"], p["device"]) not in seen]
+        seen = {_key(p) for p in chosen}
+        chosen += [p for p in found(study, model, per_pair) if _key(p) not in seen]
     budget = int(study.config.get("localise", {}).get("max_probes", 16))
     return chosen[:budget], chosen[budget:]
 
 
+def _key(probe: dict[str, str]) -> tuple[str, ...]:
+    return probe["opt"], probe["mutant"], probe["device"], probe.get("baseline", "")
+
+
 def probe_path(model: str, probe: dict[str, str]) -> str:
-    """A probe's record: a mutant's profile, or a bisection's result."""
+    """A probe's record: a mutant's profile, a device pair's, or a bisection's result."""
     where = {"model": model, "opt": probe["opt"], "device": probe["device"]}
+    if probe.get("baseline"):
+        return paths.fill(paths.DEVICE_PROFILE, mutant=probe["mutant"], baseline=probe["baseline"], **where)
     if probe["mutant"]:
         return paths.fill(paths.PROFILE, mutant=probe["mutant"], **where)
     return paths.fill(paths.BISECT, **where)
@@ -147,6 +157,22 @@ def rebuild_of(study, opt: str, mutant: str, device: str) -> dict[str, Any]:
     if study.mutates_graph(mutant):
         out["mutation"] = study.mutation(mutant)
     return out
+
+
+def device_probe_of(study, model: str, opt: str, device: str, baseline: str) -> dict[str, Any]:
+    """A device pair's probe (`a` the device's original build, `b` the baseline device's, as in the device
+    pairs) and the files its job reads: both libraries and deploy records (the baseline's is the one traced
+    and named, the device's replayed), the ONNX file (to name kernels), the images and the per-image table."""
+    exported = study.export_settings(model)["exporter"] == "torch.export"
+    lib = {d: study.artifact(paths.LIB, model, opt, ORIGINAL, target=study.target_of(d)) for d in (device, baseline)}
+    return {
+        "a": variant_id(opt, ORIGINAL, device), "b": variant_id(opt, ORIGINAL, baseline),
+        "mutant_lib": lib[device], "original_lib": lib[baseline],
+        "mutant_info": study.artifact(paths.DEPLOY, model, opt, ORIGINAL, target=study.target_of(device)),
+        "onnx": None if exported else paths.fill(paths.ONNX, model=model),
+        "inputs": study.inputs_path(model, shard=study.shards[0]),
+        "per_image": paths.table("per_image", "parquet", model),
+    }
 
 
 def bisection_of(study, model: str, opt: str, device: str) -> dict[str, Any]:

@@ -112,43 +112,78 @@ def _write_table(table: pd.DataFrame, path: str | Path) -> None:
         table.to_parquet(tmp, index=False)
 
 
-def localise_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], pair: dict[str, str],
-                   settings: dict[str, Any], log: str | Path, rebuild: dict[str, Any]) -> dict[str, Any]:
-    """Profile pair `pair` (`a` the mutant, `b` its original) on the witnesses of its per-image table: kernel
-    mode, then named mode and the reproducer (`rebuild`: the configuration, target, level and, for a graph-level
-    mutant, its entry; deltamut.localise.plan.rebuild_of), or the failure's kernel."""
+def _kernel_probe(inputs: Mapping[str, str], outputs: Mapping[str, str], predicate: dict,
+                  settings: dict[str, Any], log: str | Path) -> dict[str, Any]:
+    """Kernel mode, in a child of its own: `original_lib` traced and named, `mutant_lib` replayed."""
+    res = call_isolated(_probe_worker, {
+        "original_lib": str(inputs["original_lib"]), "mutant_lib": str(inputs["mutant_lib"]),
+        "onnx": str(inputs["onnx"]) if inputs.get("onnx") else None, "inputs": str(inputs["inputs"]),
+        "predicate": predicate, "tolerance": float(settings["tolerance"]),
+        "kernels_out": str(outputs["kernels"])}, float(settings["timeout_s"]), log)
+    if res.ok:
+        return {"status": ProbeStatus.OK.value, **res.value}
+    return {"status": res.status, "reason": f"the probe itself failed ({res.symptom}): {res.error}",
+            **res.as_record()}
+
+
+def _begin(inputs: Mapping[str, str], pair: dict[str, str], settings: dict[str, Any],
+           whose: str) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+    """The record's start, the predicate, and why the probe cannot run (None when it can)."""
     from deltamut.localise.witness import witnesses
-    from deltamut.report.growth import plot_growth
 
     record: dict[str, Any] = {"a": pair["a"], "b": pair["b"], "settings": settings}
-    deploy = read_json(inputs["mutant_info"])
     predicate = witnesses(inputs["per_image"], pair["a"], pair["b"], int(settings["images"]))
     record["predicate"] = predicate
+    deploy = read_json(inputs["mutant_info"])
     if deploy.get("status") != Status.OK.value:
         why = deploy.get("reason") or deploy.get("error") or "see its deploy record"
-        record.update(status=ProbeStatus.NOT_PROBED.value,
-                      reason=f"the mutant has no library of its own: {deploy.get('status')} ({why})")
-    elif not predicate["images"]:
-        record.update(status=ProbeStatus.NOT_PROBED.value, reason="no image where both sides ran")
-    elif predicate["kind"] == SYMPTOM:
-        record.update(_symptom(inputs, outputs, predicate, settings, log))
-    else:
-        res = call_isolated(_probe_worker, {
-            "original_lib": str(inputs["original_lib"]), "mutant_lib": str(inputs["mutant_lib"]),
-            "onnx": str(inputs["onnx"]) if inputs.get("onnx") else None, "inputs": str(inputs["inputs"]),
-            "predicate": predicate, "tolerance": float(settings["tolerance"]),
-            "kernels_out": str(outputs["kernels"])}, float(settings["timeout_s"]), log)
-        if res.ok:
-            record.update(status=ProbeStatus.OK.value, **res.value)
-        else:
-            record.update(status=res.status, reason=f"the probe itself failed ({res.symptom}): {res.error}",
-                          **res.as_record())
-        record["named"] = _named(inputs, outputs, predicate, rebuild, settings, log)
-        record["bundle"] = _bundle(inputs, outputs, predicate, rebuild, settings, log)
-    Path(outputs["bundle"]).mkdir(parents=True, exist_ok=True)
+        return record, predicate, f"{whose} has no library of its own: {deploy.get('status')} ({why})"
+    if not predicate["images"]:
+        return record, predicate, "no image where both sides ran"
+    return record, predicate, None
+
+
+def _finish(record: dict[str, Any], outputs: Mapping[str, str]) -> dict[str, Any]:
+    from deltamut.report.growth import plot_growth
+
     for table in ("kernels", "nodes"):
         if outputs.get(table) and not Path(outputs[table]).is_file():
             _write_table(pd.DataFrame(), outputs[table])
     write_json(outputs["profile"], record)
     plot_growth(record, outputs["plot"])
     return record
+
+
+def device_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], pair: dict[str, str],
+                 settings: dict[str, Any], log: str | Path) -> dict[str, Any]:
+    """Profile device pair `pair` (`a` a device's build, `b` the baseline device's; both run on this CPU): kernel
+    mode with the baseline's build traced and each of the device's kernels replayed on its inputs, so the
+    kernels whose code differs across the targets are told from those that carry the difference; or, where
+    the device's build fails, the kernel it fails in. Named mode and reproducers do not apply: both builds come
+    from one module, and what differs is each target's code generation."""
+    record, predicate, why = _begin(inputs, pair, settings, "the device")
+    if why:
+        record.update(_not_probed(why))
+    elif predicate["kind"] == SYMPTOM:
+        record.update(_symptom(inputs, outputs, predicate, settings, log))
+    else:
+        record.update(_kernel_probe(inputs, outputs, predicate, settings, log))
+    return _finish(record, outputs)
+
+
+def localise_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], pair: dict[str, str],
+                   settings: dict[str, Any], log: str | Path, rebuild: dict[str, Any]) -> dict[str, Any]:
+    """Profile pair `pair` (`a` the mutant, `b` its original) on the witnesses of its per-image table: kernel
+    mode, then named mode and the reproducer (`rebuild`: the configuration, target, level and, for a graph-level
+    mutant, its entry; deltamut.localise.plan.rebuild_of), or the failure's kernel."""
+    record, predicate, why = _begin(inputs, pair, settings, "the mutant")
+    if why:
+        record.update(_not_probed(why))
+    elif predicate["kind"] == SYMPTOM:
+        record.update(_symptom(inputs, outputs, predicate, settings, log))
+    else:
+        record.update(_kernel_probe(inputs, outputs, predicate, settings, log))
+        record["named"] = _named(inputs, outputs, predicate, rebuild, settings, log)
+        record["bundle"] = _bundle(inputs, outputs, predicate, rebuild, settings, log)
+    Path(outputs["bundle"]).mkdir(parents=True, exist_ok=True)
+    return _finish(record, outputs)

@@ -73,7 +73,7 @@ def localisation_table(profiles: list[str | Path]) -> pd.DataFrame:
         c = parse_variant_id(p["a"])
         pred, conf = p.get("predicate", {}), p.get("confirmed") or {}
         rows.append({
-            "mutant": c["mutant"], "opt": c["opt"], "device": c["device"], "status": p["status"],
+            "mutant": c["mutant"], "opt": c["opt"], "device": c["device"], "against": p["b"], "status": p["status"],
             "predicate": _flips_text(pred) or (f"logits move on {len(pred['images'])} images"
                                                if pred.get("images") else None),
             "confirmed": conf.get("holds") if p["status"] == ProbeStatus.OK else None,

@@ -210,11 +210,15 @@ def test_the_pipeline_bisects_an_optimisation_and_profiles_a_mutant(tmp_path, la
         "optimisations": {"fm": {"llvm": {"fast-math": True}}},
         "mutations": {"one_store": {"operator": "store_subtract", "delta": 0.5, "sites": [[0, 0]]},
                       "faint": {"operator": "store_scale", "eps": 2.0**-20, "sites": [[0, 0]]}},
-        "targets": {"x86_64": {"kind": "llvm"}},
-        "devices": {"cpu": {"target": "x86_64"}},
-        # findings selected by their verdicts once compare has run (nothing is named up front): the compiler
-        # pair (top1_flip: fast-math flips every photo) and one_store (numeric_drift), not faint (within_noise)
-        "localise": {"kinds": ["mutant", "compiler"], "verdicts": ["top1_flip", "numeric_drift"]},
+        "targets": {"x86_64": {"kind": "llvm"}, "x86_nofma": {"kind": "llvm", "mattr": ["-fma"]}},
+        "devices": {"cpu": {"target": "x86_64"}, "nofma": {"target": "x86_nofma"}},
+        # findings selected by kind, verdict and variant once compare has run (nothing is named up front): the
+        # compiler pairs (top1_flip: fast-math flips every photo on either device), the device pair (within
+        # noise: the targets differ in FMA) and one_store on cpu (numeric_drift); not faint (within_noise, but
+        # no pattern names it) nor anything of a mutant on nofma
+        "localise": {"kinds": ["mutant", "compiler", "device"],
+                     "verdicts": ["top1_flip", "numeric_drift", "within_noise"],
+                     "variants": ["tvm/fm/original/*", "tvm/fm/one_store/cpu"]},
     }
     (work / "study.yaml").write_text(yaml.safe_dump(study))
     run = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work),
@@ -223,10 +227,21 @@ def test_the_pipeline_bisects_an_optimisation_and_profiles_a_mutant(tmp_path, la
     assert run.returncode == 0, run.stderr[-4000:]
     import pandas as pd
 
-    verdicts = pd.read_parquet(work / "results/trap/compare/per_pair.parquet").set_index("a")["verdict"]
-    assert verdicts.to_dict() == {"tvm/fm/original/cpu": "top1_flip", "tvm/fm/one_store/cpu": "numeric_drift",
-                                  "tvm/fm/faint/cpu": "within_noise"}
+    verdicts = pd.read_parquet(work / "results/trap/compare/per_pair.parquet").set_index(["kind", "a"])["verdict"]
+    assert {k: verdicts[k] for k in [("compiler", "tvm/fm/original/cpu"), ("mutant", "tvm/fm/one_store/cpu"),
+                                     ("mutant", "tvm/fm/faint/cpu"), ("device", "tvm/fm/original/nofma")]} == {
+        ("compiler", "tvm/fm/original/cpu"): "top1_flip", ("mutant", "tvm/fm/one_store/cpu"): "numeric_drift",
+        ("mutant", "tvm/fm/faint/cpu"): "within_noise", ("device", "tvm/fm/original/nofma"): "within_noise"}
     assert not (work / "results/trap/tvm/fm/faint/localise").exists()
+    assert not (work / "results/trap/tvm/fm/one_store/localise/nofma").exists()
+    # the device pair, kernel by kernel (rule localise_device): the trap multiplies nothing it adds, so FMA
+    # changes at most an ulp (compare: within_noise), below the probe's tolerance: its own runs do not confirm
+    # that the logits move, and no kernel is named
+    device = json.loads((work / "results/trap/tvm/fm/original/localise/nofma/against/cpu/profile.json")
+                        .read_text())
+    assert (device["a"], device["b"]) == ("tvm/fm/original/nofma", "tvm/fm/original/cpu")
+    assert device["status"] == "ok" and device["predicate"]["kind"] == "drift"
+    assert not device["confirmed"]["holds"] and device["root"] is None
     record = json.loads((work / "results/trap/tvm/fm/localise/cpu/bisect.json").read_text())
     assert record["status"] == "ok" and record["predicate"]["flipped_in_table"] == 3, record.get("reason")
     assert record["culprits"] == ["fuse", "fast-math", "llvm-opt"]
@@ -505,3 +520,40 @@ def test_a_kernel_mutants_bundle_transplants_its_kernel_and_reproduces(tmp_path)
                               capture_output=True, text=True, cwd=tmp_path, timeout=300)
 
     assert repro().returncode == 1 and repro("--build", "control").returncode == 0
+
+
+def test_a_device_pair_is_rooted_at_the_kernels_whose_code_differs_across_targets(tmp_path, small_onnx):
+    """Two host-CPU devices whose targets differ in one planted way: one leaves out FMA (`mattr: -fma`), so
+    each kernel that multiplies and adds (both convolutions, the classifier's matmul) rounds otherwise; pooling
+    and the mean do not multiply. Each kernel of the no-FMA build replayed on the FMA build's inputs: exactly
+    the multiply-add kernels add error by themselves, and the root is the first of them, the stem's
+    convolution (named as the ONNX Clip its fused kernel computes); the rest only carry it."""
+    import pandas as pd
+
+    from deltamut.localise.stage import device_stage
+
+    assert " fma " in f" {Path('/proc/cpuinfo').read_text()} ", "the planted difference needs a host with FMA"
+    opt = OptConfig.from_dict("default", section_default("optimisations")["default"])
+    lowered = lower(optimise_graph(import_onnx(small_onnx), opt), opt)
+    build_library(lowered, {"kind": "llvm"}, opt, tmp_path / "fma.so")
+    build_library(lowered, {"kind": "llvm", "mattr": ["-fma"]}, opt, tmp_path / "nofma.so")
+    ids = ["p", "q"]
+    np.savez(tmp_path / "inputs.npz", x=_images(2, 16), ids=np.array(ids))
+    pd.DataFrame({"a": "B", "b": "A", "image": ids, "status_a": "ok", "status_b": "ok", "top1_agree": True,
+                  "top1_b": 0, "max_abs_err": 1e-7}).to_parquet(tmp_path / "per_image.parquet")
+    (tmp_path / "deploy.json").write_text(json.dumps({"status": "ok"}))
+    inputs = {"mutant_lib": "nofma.so", "original_lib": "fma.so", "mutant_info": "deploy.json",
+              "inputs": "inputs.npz", "per_image": "per_image.parquet"}
+    outputs = {k: str(tmp_path / v) for k, v in (("profile", "profile.json"), ("kernels", "kernels.parquet"),
+                                                  ("plot", "growth.png"))}
+    record = device_stage(inputs={**{k: str(tmp_path / v) for k, v in inputs.items()}, "onnx": str(small_onnx)},
+                          outputs=outputs, pair={"a": "B", "b": "A"},
+                          settings={"images": 8, "tolerance": 1e-9, "timeout_s": 300}, log=tmp_path / "log")
+    assert record["status"] == "ok" and record["predicate"]["kind"] == "drift" and record["confirmed"]["holds"]
+    table = pd.read_parquet(outputs["kernels"])
+    local = set(table.loc[table["local_departs"], "kernel"])
+    assert local == {"fused_conv2d_add_maximum_minimum", "fused_conv2d1_add1_relu_add2", "fused_matmul_add3"}
+    assert (table.loc[table["kernel"].isin(["max_pool2d", "mean"]), "local_abs"] == 0).all()
+    assert (record["root_kernel"], record["root_by"], record["root_index"]) == (
+        "fused_conv2d_add_maximum_minimum", "replay", 0)
+    assert record["root_onnx_op_type"] == "Clip"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from deltamut.config import load_study
-from deltamut.localise.plan import probe_of, probe_paths, probes
+from deltamut.localise.plan import device_probe_of, probe_of, probe_path, probe_paths, probes
 from deltamut.localise.witness import confirmed, witnesses
 
 CATALOG = str(Path(__file__).resolve().parents[2] / "config" / "mutations.yaml")
@@ -158,3 +158,25 @@ def test_findings_are_selected_by_kind_verdict_and_variant_once_compare_has_run(
     run, left = probes(squeezed, "m", per_pair)
     assert [p["mutant"] for p in run] == ["mnn11_relu_to_sigmoid"]
     assert [p["mutant"] for p in left] == ["mnn16_store_minus_delta"]
+
+
+def test_a_device_pair_of_two_host_targets_is_probed_kernel_by_kernel(tmp_path):
+    config = {
+        "models": {"m": {"source": "zoo", "arch": "mobilenet_v2"}},
+        "optimisations": {"default": {}},
+        "devices": {"cpu": {"target": "x86_64"}, "nofma": {"target": "x86_nofma"}, "twin": {"target": "x86_64"}},
+        "targets": {"x86_64": {"kind": "llvm"}, "x86_nofma": {"kind": "llvm", "mattr": ["-fma"]}},
+        "mutation_catalog": CATALOG,
+        "localise": {"kinds": ["device"], "verdicts": ["numeric_drift"]},
+    }
+    study = load_study(config, base=tmp_path)
+    rows = [("device", "tvm/default/original/nofma", "tvm/default/original/cpu", "numeric_drift"),
+            ("device", "tvm/default/original/twin", "tvm/default/original/cpu", "numeric_drift")]  # one library
+    per_pair = tmp_path / "per_pair.parquet"
+    pd.DataFrame(rows, columns=["kind", "a", "b", "verdict"]).to_parquet(per_pair)
+    [probe], _ = probes(study, "m", per_pair)
+    assert (probe["device"], probe["baseline"]) == ("nofma", "cpu")
+    assert probe_path("m", probe) == "results/m/tvm/default/original/localise/nofma/against/cpu/profile.json"
+    files = device_probe_of(study, "m", "default", "nofma", "cpu")
+    assert files["mutant_lib"] == "results/m/tvm/default/original/deploy/x86_nofma/lib.so"
+    assert files["original_lib"] == "results/m/tvm/default/original/deploy/x86_64/lib.so"
