@@ -18,7 +18,7 @@ submit: env  ## the study as a SLURM batch job: make submit STUDY=my-study.yaml 
 	sbatch profiles/gpu-cluster/head.sbatch $(or $(STUDY),config/config.yaml)
 
 test: env  ## every test: unit tests, then the slow end-to-end ones
-	$(PYTEST) -q
+	$(PYTEST) -q --durations=30
 
 unit: env  ## the fast unit tests only
 	$(PYTEST) -q -m "not slow"
