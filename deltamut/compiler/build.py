@@ -36,13 +36,15 @@ def schedule(mod, target, target_spec: dict[str, Any], opt: OptConfig) -> tuple[
     return mod, {"rule": "none"}
 
 
-def build_library(mod, target_spec: dict[str, Any], opt: OptConfig, out: str | Path) -> dict[str, Any]:
-    """Compile `mod` for the target and export it to `out` (atomically); return what was built, for provenance."""
+def build_library(mod, target_spec: dict[str, Any], opt: OptConfig, out: str | Path,
+                  instruments: list | None = None) -> dict[str, Any]:
+    """Compile `mod` for the target and export it to `out` (atomically); return what was built, for provenance.
+    `instruments`: pass instruments for the build's PassContext."""
     import tvm
 
     target = make_target(target_spec, opt.llvm)
     started = time.perf_counter()
-    with opt.pass_context():
+    with opt.pass_context(instruments):
         mod, scheduled = schedule(mod, target, target_spec, opt)
         exe = tvm.compile(mod, target)
     compile_s = time.perf_counter() - started

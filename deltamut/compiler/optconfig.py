@@ -61,11 +61,13 @@ class OptConfig:
             schedule=str(spec["schedule"]),
         )
 
-    def pass_context(self):
-        """The PassContext every stage runs its passes under: disabled passes and TIR flags apply everywhere."""
+    def pass_context(self, instruments: list | None = None):
+        """The PassContext every stage runs its passes under: disabled passes and TIR flags apply everywhere;
+        `instruments` watch the passes (localisation reads the IR around one)."""
         import tvm
 
-        return tvm.transform.PassContext(opt_level=3, disabled_pass=list(self.disabled_pass), config=self.tir)
+        return tvm.transform.PassContext(opt_level=3, disabled_pass=list(self.disabled_pass), config=self.tir,
+                                         instruments=instruments)
 
 
 def graph_slice(spec: dict[str, Any]) -> dict[str, Any]:

@@ -133,6 +133,37 @@ class Bisector:
         self.trials.append(trial)
         return trial["holds"]
 
+    def dump_around(self, enabled: list[str], tir_pass: str) -> dict[str, str]:
+        """Build with `enabled` on and write the kernels as `tvm.compile`'s TIR pipeline hands them to `tir_pass`
+        and as it returns them (`tir/before_<pass>.py`, `tir/after_<pass>.py`): a TIR culprit's effect is not in
+        the lowered module, which every trial shares up to `tvm.compile`."""
+        from tvm.ir.instrument import pass_instrument
+
+        from deltamut.compiler.build import build_library
+
+        texts: dict[str, str] = {}
+
+        @pass_instrument
+        class Around:
+            def run_before_pass(self, mod, info):
+                if info.name == tir_pass:
+                    texts["before"] = mod.script(show_meta=False)
+
+            def run_after_pass(self, mod, info):
+                if info.name == tir_pass:
+                    texts["after"] = mod.script(show_meta=False)
+
+        mod, opt = self.lowered(enabled)
+        where = self.workdir / "tir"
+        where.mkdir(exist_ok=True)
+        build_library(mod, self.target, opt, where / "lib.so", instruments=[Around()])
+        (where / "lib.so").unlink()
+        out = {}
+        for side, text in texts.items():
+            out[side] = str(where / f"{side}_{tir_pass}.py")
+            Path(out[side]).write_text(text)
+        return out
+
     def noop_steps(self) -> list[str]:
         """Graph passes and lowering steps that leave this model's IR as it was."""
         from deltamut.compiler.optconfig import OptConfig
@@ -184,5 +215,6 @@ def bisect(b: Bisector) -> dict[str, Any]:
             fewer = [s for s in culprits if s != step]
             if b.holds(fewer, f"without {step}"):
                 culprits = fewer
+    tir = {s: b.dump_around(culprits, s) for s in culprits if stage_of(b.spec, s) == TIR}
     return {**out, "result": "found", "culprits": culprits, "prefix": steps[:hi], "trials": b.trials,
-            "stages": {s: stage_of(b.spec, s) for s in culprits}}
+            "stages": {s: stage_of(b.spec, s) for s in culprits}, **({"tir_ir": tir} if tir else {})}

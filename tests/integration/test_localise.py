@@ -165,6 +165,19 @@ def test_bisection_names_the_interacting_steps_that_flip_a_label(tmp_path):
     assert not any("error" in t for t in result["trials"])
 
 
+def test_a_tir_culprit_keeps_the_kernels_before_and_after_its_pass(tmp_path, small_onnx):
+    """A TIR pass acts inside tvm.compile, after the lowered module every trial shares: for a TIR culprit the
+    bisection writes the kernels as the pass receives them and as it returns them. StorageRewrite merges the
+    small CNN's temporary buffers, so the two differ."""
+    from deltamut.localise.bisect import Bisector, steps_of
+
+    b = Bisector(import_onnx(small_onnx), EXTENDED, {"kind": "llvm"}, _images(1, 16), lambda _: {}, tmp_path)
+    files = b.dump_around(steps_of(EXTENDED), "tirx.StorageRewrite")
+    before, after = (Path(files[side]).read_text() for side in ("before", "after"))
+    assert Path(files["after"]).name == "after_tirx.StorageRewrite.py" and "T.prim_func" in before
+    assert before != after and not (tmp_path / "tir" / "lib.so").exists()
+
+
 def test_a_tir_step_switched_off_does_not_run_in_the_build(small_onnx):
     """A TIR step is off in a trial build: with_only puts every TIR pass it does not enable in the
     PassContext's disabled_pass, and tvm.compile's pipeline then skips exactly those (seen by an instrument)."""
