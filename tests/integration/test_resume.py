@@ -127,7 +127,7 @@ def _jobs(log: Path) -> tuple[dict[int, list[str]], set[int]]:
     """The jobs a run started (jobid -> output files) and the ids of those it reported finished."""
     text = log.read_text()
     started: dict[int, list[str]] = {}
-    for block in re.finditer(r"^(?:local)?rule \w+:\n((?:[ \t]+.*\n?)*)", text, flags=re.M):
+    for block in re.finditer(r"^(?:local)?(?:rule|checkpoint) \w+:\n((?:[ \t]+.*\n?)*)", text, flags=re.M):
         fields = dict(re.findall(r"^\s+(\w+): (.*)$", block.group(1), flags=re.M))
         if "jobid" in fields:
             started[int(fields["jobid"])] = [p.strip() for p in fields.get("output", "").split(",") if p.strip()]
