@@ -38,13 +38,14 @@ def kernel_table(a_lib: str | Path, b_lib: str | Path, images: np.ndarray, ids: 
     table["local_departs"] = table["local_rel"].astype(float) > table["floor_rel"]
     table["propagated_departs"] = table["propagated_rel"].astype(float) > table["floor_rel"]
     if onnx_path is not None:
-        names = _names(a, onnx_path, images[0][None])
+        names = kernel_names(a, onnx_path, images[0][None])
         for col in ("tensor", "node", "op_type"):
             table[f"onnx_{col}"] = table["index"].map({i: n[col] for i, n in enumerate(names)})
     return table, logits
 
 
-def _names(a: TracedBuild, onnx_path: str | Path, x: np.ndarray) -> list[dict[str, Any]]:
+def kernel_names(a: TracedBuild, onnx_path: str | Path, x: np.ndarray) -> list[dict[str, Any]]:
+    """`a`'s kernels in call order on batch `x`, each named by the ONNX tensor its output equals (or None)."""
     calls, _ = a.trace(x)
     return name_kernels([(c.name, c.output) for c in calls], onnx_tensors(onnx_path, x))
 

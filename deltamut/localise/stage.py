@@ -126,9 +126,10 @@ def _kernel_probe(inputs: Mapping[str, str], outputs: Mapping[str, str], predica
             **res.as_record()}
 
 
-def _begin(inputs: Mapping[str, str], pair: dict[str, str], settings: dict[str, Any],
-           whose: str) -> tuple[dict[str, Any], dict[str, Any], str | None]:
-    """The record's start, the predicate, and why the probe cannot run (None when it can)."""
+def _profile(inputs: Mapping[str, str], outputs: Mapping[str, str], pair: dict[str, str],
+             settings: dict[str, Any], log: str | Path, whose: str) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """The record every probe starts with: its predicate, then why it cannot run, the failure's kernel, or
+    kernel mode; and the predicate, and whether kernel mode ran (the values the other modes read are there)."""
     from deltamut.localise.witness import witnesses
 
     record: dict[str, Any] = {"a": pair["a"], "b": pair["b"], "settings": settings}
@@ -137,10 +138,15 @@ def _begin(inputs: Mapping[str, str], pair: dict[str, str], settings: dict[str, 
     deploy = read_json(inputs["mutant_info"])
     if deploy.get("status") != Status.OK.value:
         why = deploy.get("reason") or deploy.get("error") or "see its deploy record"
-        return record, predicate, f"{whose} has no library of its own: {deploy.get('status')} ({why})"
-    if not predicate["images"]:
-        return record, predicate, "no image where both sides ran"
-    return record, predicate, None
+        record.update(_not_probed(f"{whose} has no library of its own: {deploy.get('status')} ({why})"))
+    elif not predicate["images"]:
+        record.update(_not_probed("no image where both sides ran"))
+    elif predicate["kind"] == SYMPTOM:
+        record.update(_symptom(inputs, outputs, predicate, settings, log))
+    else:
+        record.update(_kernel_probe(inputs, outputs, predicate, settings, log))
+        return record, predicate, True
+    return record, predicate, False
 
 
 def _finish(record: dict[str, Any], outputs: Mapping[str, str]) -> dict[str, Any]:
@@ -161,13 +167,7 @@ def device_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], pair:
     kernels whose code differs across the targets are told from those that carry the difference; or, where
     the device's build fails, the kernel it fails in. Named mode and reproducers do not apply: both builds come
     from one module, and what differs is each target's code generation."""
-    record, predicate, why = _begin(inputs, pair, settings, "the device")
-    if why:
-        record.update(_not_probed(why))
-    elif predicate["kind"] == SYMPTOM:
-        record.update(_symptom(inputs, outputs, predicate, settings, log))
-    else:
-        record.update(_kernel_probe(inputs, outputs, predicate, settings, log))
+    record, _, _ = _profile(inputs, outputs, pair, settings, log, "the device")
     return _finish(record, outputs)
 
 
@@ -176,13 +176,8 @@ def localise_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], pai
     """Profile pair `pair` (`a` the mutant, `b` its original) on the witnesses of its per-image table: kernel
     mode, then named mode and the reproducer (`rebuild`: the configuration, target, level and, for a graph-level
     mutant, its entry; deltamut.localise.plan.rebuild_of), or the failure's kernel."""
-    record, predicate, why = _begin(inputs, pair, settings, "the mutant")
-    if why:
-        record.update(_not_probed(why))
-    elif predicate["kind"] == SYMPTOM:
-        record.update(_symptom(inputs, outputs, predicate, settings, log))
-    else:
-        record.update(_kernel_probe(inputs, outputs, predicate, settings, log))
+    record, predicate, traced = _profile(inputs, outputs, pair, settings, log, "the mutant")
+    if traced:
         record["named"] = _named(inputs, outputs, predicate, rebuild, settings, log)
         record["bundle"] = _bundle(inputs, outputs, predicate, rebuild, settings, log)
     Path(outputs["bundle"]).mkdir(parents=True, exist_ok=True)

@@ -105,11 +105,9 @@ def locate(table: pd.DataFrame, predicate: dict[str, Any], names: list[dict[str,
 
 
 def names_worker(lib: str, onnx_path: str, inputs: str, image: str) -> list[dict[str, Any]]:
-    """The baseline's kernels in call order, each named by the ONNX tensor its output equals (or None)."""
+    """The baseline's kernels in call order on one witness, named as kernel mode names them."""
     from deltamut.localise.kernels import TracedBuild
-    from deltamut.localise.naming import name_kernels, onnx_tensors
+    from deltamut.localise.profile import kernel_names
     from deltamut.localise.witness import witness_images
 
-    x = witness_images(inputs, [image])
-    calls, _ = TracedBuild(lib).trace(x)
-    return name_kernels([(c.name, c.output) for c in calls], onnx_tensors(onnx_path, x))
+    return kernel_names(TracedBuild(lib), onnx_path, witness_images(inputs, [image]))
