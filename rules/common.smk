@@ -260,12 +260,17 @@ def localise_device_pair(wildcards):
     return {"a": probe["a"], "b": probe["b"]}
 
 
+def localise_device_replay(wildcards):
+    """Where the device's kernels are replayed: as its infer jobs reach it (deltamut.localise.plan.device_probe_of)."""
+    return _device_probe(wildcards)["replay_on"]
+
+
 def bisection(wildcards):
     return bisection_of(STUDY, wildcards.model, wildcards.opt, wildcards.device)
 
 
 def bisect_inputs(wildcards):
-    """The imported graph every trial build starts from, the ONNX file (for the reproducer), the images and
-    compare's per-image table."""
+    """The imported graph every trial build starts from, the ONNX file (for the reproducer), the images,
+    compare's per-image table and the reference's results (deltamut.localise.plan.bisection_of)."""
     b = bisection(wildcards)
-    return {k: b[k] for k in ("imported", "onnx", "inputs", "per_image") if b[k]}
+    return {k: b[k] for k in ("imported", "onnx", "inputs", "per_image", "reference") if b[k]}

@@ -65,9 +65,10 @@ rule bisect:
         "../scripts/bisect.py"
 
 
-# A device pair (a host-CPU device's build against the first device's, both run on the job's CPU), kernel by
-# kernel: each kernel of the device's build replayed on the baseline's inputs of that call, so the kernel whose
-# code differs is told from those that only carry the difference (deltamut.localise.stage.device_stage).
+# A device pair (a device's build against the baseline device's, which the job's CPU runs), kernel by kernel:
+# each kernel of the device's build replayed on the baseline's inputs of that call, on the device itself (this
+# CPU, the node's GPU, a board over RPC), so the kernel whose code differs is told from those that only carry
+# the difference (deltamut.localise.stage.device_stage). Placed as the device's infer jobs are.
 rule localise_device:
     input:
         unpack(localise_device_inputs),
@@ -81,10 +82,13 @@ rule localise_device:
         ),
     params:
         pair=lambda wc: localise_device_pair(wc),
+        device=lambda wc: localise_device_replay(wc),
         settings=LOCALISE,
     threads: 1
     resources:
         slurm_partition=lambda wc: STUDY.placement(wc.device).partition,
+        gpu=lambda wc: STUDY.placement(wc.device).gpus,
+        gpu_model=lambda wc: STUDY.placement(wc.device).gpu_model,
         runtime=lambda wc: STUDY.placement(wc.device).runtime,
         mem_mb=lambda wc: STUDY.placement(wc.device).mem_mb,
     log:
@@ -92,6 +96,6 @@ rule localise_device:
     benchmark:
         paths.benchmark("localise_device", "model", "opt", "mutant", "device", "baseline")
     conda:
-        "../envs/cpu.yaml"
+        device_env
     script:
         "../scripts/localise_device.py"

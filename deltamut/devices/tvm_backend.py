@@ -39,6 +39,7 @@ class TvmBackend:
             self.dev = _device(tvm, kind)
         if not self.dev.exist:
             raise BackendError(f"device {kind}(0) does not exist on {self._where()}")
+        self.module = module  # its kernels are callable one by one (deltamut.localise.kernels.DeviceBuild)
         self.vm = VirtualMachine(module, self.dev)
         self.main = self.vm["main"]
 
@@ -62,12 +63,7 @@ class TvmBackend:
                 from exc
 
     def _where(self) -> str:
-        if self.spec.get("rpc"):
-            return f"rpc://{self.spec['rpc']['host']}:{self.spec['rpc']['port']}"
-        if self.spec.get("tracker"):
-            t = self.spec["tracker"]
-            return f"tracker://{t['host']}:{t['port']}/{t['key']}"
-        return f"local host {socket.gethostname()}"
+        return where(self.spec)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         out = self.main(self._tvm.runtime.tensor(x, self.dev))
@@ -79,8 +75,18 @@ class TvmBackend:
         return {"backend": "tvm", "device": str(self.dev), "where": self._where()}
 
     def close(self) -> None:
-        self.vm = self.main = None
+        self.vm = self.main = self.module = None
         self.remote = None
+
+
+def where(spec: dict[str, Any]) -> str:
+    """Where a backend spec's library runs, as results name it."""
+    if spec.get("rpc"):
+        return f"rpc://{spec['rpc']['host']}:{spec['rpc']['port']}"
+    if spec.get("tracker"):
+        t = spec["tracker"]
+        return f"tracker://{t['host']}:{t['port']}/{t['key']}"
+    return f"local host {socket.gethostname()}"
 
 
 def _probe(host: str, port: int, timeout: float) -> None:

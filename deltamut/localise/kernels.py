@@ -12,6 +12,12 @@ kernel and image come out of one run of the reference build `a`:
 
 Nothing is marked as an output and nothing is rebuilt, so fusion and schedules are those of the real builds
 (marking ONNX outputs changes fusion, which can hide a fusion bug).
+
+A device pair's `b` may run where no instrument reaches: a board over TVM RPC (the VM's instrument is a
+callback into this process), or a GPU. There (`DeviceBuild`) `b`'s kernels are called one by one on its own
+device, in `a`'s call order: once on copies of `a`'s arguments (the local error, as above) and once chained on
+`b`'s own earlier outputs, found by which earlier call of `a` wrote each argument's memory (the propagated
+error). `b`'s logits come from a real run of its VM, and the chain's last output is checked against them.
 """
 
 from __future__ import annotations
@@ -64,6 +70,16 @@ class TracedBuild:
         """This build's kernel `name`, callable with another build's arguments."""
         return self.module.get_function(name, query_imports=True)
 
+    def upload(self, value):
+        """A copy of another build's argument (a kernel may write into what it reads); scalars as they are."""
+        return self._tvm.runtime.tensor(value.numpy()) if isinstance(value, self._tensor) else value
+
+    def call(self, fn, inputs: list, shape, dtype) -> np.ndarray:
+        """`fn` on `inputs` into a new output of `shape` and `dtype`."""
+        out = self._tvm.runtime.empty(shape, dtype)
+        fn(*inputs, out)
+        return out.numpy()
+
     def run(self, x: np.ndarray, hook=None, before=None) -> np.ndarray:
         """Run `main` on one batch, calling `before(name)` as every kernel starts and `hook(name, args)` after it;
         return the logits."""
@@ -79,6 +95,101 @@ class TracedBuild:
         calls: list[KernelCall] = []
         logits = self.run(x, lambda name, args: calls.append(KernelCall(len(calls), name, args[-1].numpy())))
         return calls, logits
+
+
+class DeviceBuild:
+    """The replayed side of a device pair on its own device (a board over TVM RPC, a GPU): its library loaded
+    there as the device's infer jobs load it (deltamut.devices.tvm_backend), its kernels callable one by one."""
+
+    def __init__(self, spec: dict[str, Any]):
+        import tvm
+
+        from deltamut.devices.tvm_backend import TvmBackend
+
+        self._tvm = tvm
+        self.path = Path(spec["lib"])
+        self.backend = TvmBackend(spec)
+        self.where = self.backend.info()["where"]
+
+    def kernel(self, name: str):
+        return self.backend.module.get_function(name, query_imports=True)
+
+    def upload(self, value):
+        """A host value (a `tvm.runtime.Tensor` of `a`'s or a numpy array) as a tensor on this device; scalars
+        pass as they are."""
+        if isinstance(value, self._tvm.runtime.Tensor):
+            value = value.numpy()
+        if isinstance(value, np.ndarray):
+            # np.require, not np.ascontiguousarray: that one makes a 0-d constant 1-d, which the kernel refuses
+            return self._tvm.runtime.tensor(np.require(value, requirements="C"), self.backend.dev)
+        return value
+
+    def call(self, fn, inputs: list, shape, dtype) -> np.ndarray:
+        """`fn` on device tensors `inputs` into a new output of `shape` and `dtype`, read back to the host."""
+        out = self._tvm.runtime.empty(shape, dtype, self.backend.dev)
+        fn(*inputs, out)
+        return out.numpy()
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return self.backend(np.ascontiguousarray(x))
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def compare_on_device(a: TracedBuild, b: DeviceBuild, images: np.ndarray, ids: list[str]) -> tuple[list[dict], dict]:
+    """`compare_kernels` for a `b` no instrument reaches (module doc): the same rows, the propagated error from
+    `b`'s chain of kernels. A kernel `b` lacks or cannot run on these arguments ends the chain there (the rest is
+    left undefined), as a parting of the sequences does in `compare_kernels`. Each image's last row says whether
+    the chain's output equals `b`'s own logits (`chain_matches_run`)."""
+    rows: list[dict] = []
+    logits: dict[str, dict[str, np.ndarray]] = {}
+    for image_id, x in zip(ids, images, strict=True):
+        batch = x[None]
+        written: dict[tuple[int, int], np.ndarray] = {}  # a's output memory -> b's output of the call that wrote it
+        chain: dict[str, Any] = {"aligned": True, "last": None, "calls": 0}
+
+        def hook(name, args, image_id=image_id, written=written, chain=chain):
+            ref = args[-1].numpy()
+            row = {"image": image_id, "index": chain["calls"], "kernel": name, "shape": "x".join(map(str, ref.shape)),
+                   "scale": float(np.max(np.abs(ref))) if ref.size else 0.0, "mutant_kernel": name}
+            row["local_abs"], row["local_rel"], row["replay_error"] = _replay(b, name, args, ref)
+            if row["replay_error"] is not None:
+                chain["aligned"], row["mutant_kernel"] = False, None
+            row["aligned"], row["propagated_abs"], row["propagated_rel"] = chain["aligned"], None, None
+            if chain["aligned"]:
+                # b's inputs of this call: its own output where an earlier call of a wrote this argument's memory
+                # (a reshape is a view of it), a's value where none did (the image, a weight, a constant)
+                own = [_written(v, written) for v in args[:-1]]
+                out = b.call(b.kernel(name), [b.upload(v if o is None else o)
+                                              for o, v in zip(own, args[:-1], strict=True)], ref.shape, ref.dtype)
+                written[_address(args[-1])] = chain["last"] = out
+                row["propagated_abs"], row["propagated_rel"] = _error(ref, out)
+            rows.append(row)
+            chain["calls"] += 1
+
+        a_logits = a.run(batch, hook)
+        b_logits = b.logits(batch)
+        last = chain["last"]
+        if chain["aligned"] and last is not None and last.size == b_logits.size:  # the chain ends where b's run does
+            rows[-1]["chain_matches_run"] = bool(np.array_equal(last.reshape(b_logits.shape), b_logits))
+        logits[image_id] = {"a": a_logits, "b": b_logits}
+    return rows, logits
+
+
+def _address(t) -> tuple[int, int]:
+    """Where a tensor's data lies: its address and size (a reshape's view has both of its base's)."""
+    return int(t.data_ptr()), int(np.prod(t.shape, dtype=np.int64)) * np.dtype(str(t.dtype)).itemsize
+
+
+def _written(value, written: dict) -> np.ndarray | None:
+    """b's output of the latest call that wrote the memory of `value` (an argument of a), shaped as `value`."""
+    import tvm
+
+    if not isinstance(value, tvm.runtime.Tensor):
+        return None
+    own = written.get(_address(value))
+    return None if own is None else own.reshape(tuple(value.shape))
 
 
 def _error(ref: np.ndarray, other: np.ndarray) -> tuple[float, float]:
@@ -127,18 +238,16 @@ def compare_kernels(a: TracedBuild, b: TracedBuild, images: np.ndarray, ids: lis
     return rows, logits
 
 
-def _replay(b: TracedBuild, name: str, args: tuple, ref: np.ndarray) -> tuple[float | None, float | None, str | None]:
+def _replay(b: TracedBuild | DeviceBuild, name: str, args: tuple,
+            ref: np.ndarray) -> tuple[float | None, float | None, str | None]:
     """`b`'s kernel `name` on copies of `a`'s arguments of this call: its local error, or why it could not run."""
-    tvm = b._tvm
     try:
         fn = b.kernel(name)
     except Exception:  # TVM raises its own error type for a missing symbol
         return None, None, f"{b.path.name} has no kernel {name}"
-    inputs = [tvm.runtime.tensor(v.numpy()) if isinstance(v, tvm.runtime.Tensor) else v for v in args[:-1]]
-    out = tvm.runtime.empty(args[-1].shape, args[-1].dtype)
     try:
-        fn(*inputs, out)
+        out = b.call(fn, [b.upload(v) for v in args[:-1]], ref.shape, ref.dtype)
     except Exception as exc:  # a signature mismatch between the builds' kernels of one name
         return None, None, f"replay of {name} failed: {str(exc).splitlines()[0][:200]}"
-    local_abs, local_rel = _error(ref, out.numpy())
+    local_abs, local_rel = _error(ref, out)
     return local_abs, local_rel, None

@@ -3,10 +3,11 @@ and one bisection per selected (optimisation, device). Mutants and optimisations
 with the study; findings selected by their pair's kind and verdict (`kinds`, `verdicts`, `variants`) are known
 once compare has written the model's per-pair table (a checkpoint), and join them there.
 
-A mutant probe traces both builds kernel by kernel in one process, so only devices whose code the job's own CPU runs
-qualify (not boards over RPC, not GPUs); input-level mutants run the original's library (nothing to trace),
-and a sweep's one-site mutants are chosen by its census after planning, so they are not selected. Imports no
-TVM (planning).
+A mutant probe traces both builds kernel by kernel in one process, so only devices whose code the job's own CPU
+runs qualify (not boards over RPC, not GPUs); a device pair traces its baseline's build on the job's CPU and
+replays the other device's kernels on that device, wherever it is; input-level mutants run the original's
+library (nothing to trace), and a sweep's one-site mutants are chosen by its census after planning, so they
+are not selected. Imports no TVM (planning).
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ def selects_by_verdict(study) -> bool:
 def found(study, model: str, per_pair: str | Path) -> list[dict[str, str]]:
     """The probes compare's findings select (`localise.kinds`, `verdicts`, `variants`), in the per-pair table's
     order: a mutant pair's mutant (not an input-level one: it runs the original's library), a compiler pair's
-    optimisation (not for a derived model: bisection rebuilds from the model's own import), a device pair's two
-    builds where their targets differ; on host-CPU devices."""
+    optimisation (not for a derived model: bisection rebuilds from the model's own import), on host-CPU devices;
+    a device pair's two builds where their targets differ and the baseline device is a host CPU (its build is
+    traced; the other device's kernels are replayed where that device is: this CPU, a GPU, a board over RPC)."""
     import pandas as pd
 
     sel = study.config.get("localise", {})
@@ -81,17 +83,31 @@ def found(study, model: str, per_pair: str | Path) -> list[dict[str, str]]:
         if kind not in kinds or verdict not in verdicts or not any(fnmatchcase(a, p) for p in patterns):
             continue
         c = parse_variant_id(a)
-        if c["device"] not in host:
+        if kind == "device":
+            base = parse_variant_id(b)["device"]
+            if base in host and _replayable(study, c["device"], base):
+                out.append({"opt": c["opt"], "mutant": ORIGINAL, "device": c["device"], "baseline": base, "a": a,
+                            "b": b})
+        elif c["device"] not in host:
             continue
-        if kind == "mutant" and not study.is_input_mutant(c["mutant"]):
+        elif kind == "mutant" and not study.is_input_mutant(c["mutant"]):
             out.append({"opt": c["opt"], "mutant": c["mutant"], "device": c["device"], "a": a, "b": b})
         elif kind == "compiler" and not ModelRef.parse(model).is_derived:
             out.append({"opt": c["opt"], "mutant": "", "device": c["device"], "a": a, "b": b})
-        elif kind == "device" and (base := parse_variant_id(b)["device"]) in host and \
-                study.target_of(base) != study.target_of(c["device"]):  # one target: one library, no pair
-            out.append({"opt": c["opt"], "mutant": ORIGINAL, "device": c["device"], "baseline": base, "a": a,
-                        "b": b})
     return out
+
+
+def _replayable(study, device: str, baseline: str) -> bool:
+    """Whether a device pair has two libraries (its targets differ) and its job, placed as the device's infer jobs
+    are, also runs the baseline's: a board over RPC or a GPU leaves the job on a host like the baseline's, but a
+    CPU device of another architecture puts it on a node where the baseline's library does not load."""
+    targets = [study.targets[study.target_of(d)] for d in (device, baseline)]
+    if targets[0] == targets[1]:
+        return False
+    if is_host_cpu(study.devices[device], targets[0]):
+        arch = [str(t.get("mtriple") or "host").split("-")[0] for t in targets]
+        return arch[0] == arch[1]
+    return True
 
 
 def probes(study, model: str, per_pair: str | Path | None = None) -> tuple[list[dict[str, str]],
@@ -161,12 +177,18 @@ def rebuild_of(study, opt: str, mutant: str, device: str) -> dict[str, Any]:
 
 def device_probe_of(study, model: str, opt: str, device: str, baseline: str) -> dict[str, Any]:
     """A device pair's probe (`a` the device's original build, `b` the baseline device's, as in the device
-    pairs) and the files its job reads: both libraries and deploy records (the baseline's is the one traced
-    and named, the device's replayed), the ONNX file (to name kernels), the images and the per-image table."""
+    pairs), where the device's kernels are replayed (`replay_on`: its backend spec without the library, as its
+    infer jobs reach it), and the files its job reads: both libraries and deploy records (the baseline's is the
+    one traced and named, the device's replayed), the ONNX file (to name kernels), the images and the per-image
+    table."""
+    from deltamut.runner.stage import tvm_backend
+
     exported = study.export_settings(model)["exporter"] == "torch.export"
     lib = {d: study.artifact(paths.LIB, model, opt, ORIGINAL, target=study.target_of(d)) for d in (device, baseline)}
+    spec = tvm_backend(lib[device], study.targets[study.target_of(device)], study.device_settings(device))
     return {
         "a": variant_id(opt, ORIGINAL, device), "b": variant_id(opt, ORIGINAL, baseline),
+        "replay_on": {k: v for k, v in spec.items() if k not in ("kind", "lib")},
         "mutant_lib": lib[device], "original_lib": lib[baseline],
         "mutant_info": study.artifact(paths.DEPLOY, model, opt, ORIGINAL, target=study.target_of(device)),
         "onnx": None if exported else paths.fill(paths.ONNX, model=model),
@@ -178,10 +200,15 @@ def device_probe_of(study, model: str, opt: str, device: str, baseline: str) -> 
 def bisection_of(study, model: str, opt: str, device: str) -> dict[str, Any]:
     """One bisection's pair (`a` the optimisation's build, `b` the reference) and the files its job reads: the
     imported graph every build starts from, the model's ONNX (to cut a reproducer from; None when TVM imported a
-    torch.export program), the images and the per-image table; and what it builds."""
+    torch.export program), the images, the per-image table and the reference's results (every shard's: a drift
+    is judged against its logits); and what it builds."""
+    from deltamut.fsutil import as_files
+
     exported = study.export_settings(model)["exporter"] == "torch.export"
+    reference = study.reference(model)
     return {
-        "a": variant_id(opt, ORIGINAL, device), "b": study.reference(model),
+        "a": variant_id(opt, ORIGINAL, device), "b": reference,
+        "reference": as_files(study.result_path(paths.REFERENCE, model=model, framework=reference)),
         "imported": paths.fill(paths.IMPORTED, model=model),
         "onnx": None if exported else paths.fill(paths.ONNX, model=model),
         "inputs": study.inputs_path(model, shard=study.shards[0]),

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deltamut.localise.kernels import TracedBuild, compare_kernels
+from deltamut.localise.kernels import DeviceBuild, TracedBuild, compare_kernels, compare_on_device
 from deltamut.localise.naming import name_kernels, onnx_tensors
 from deltamut.numeric import relative_diff
 
@@ -26,11 +26,21 @@ TOLERANCE = 1e-6
 
 
 def kernel_table(a_lib: str | Path, b_lib: str | Path, images: np.ndarray, ids: list[str],
-                 onnx_path: str | Path | None = None, tolerance: float = TOLERANCE) -> tuple[pd.DataFrame, dict]:
+                 onnx_path: str | Path | None = None, tolerance: float = TOLERANCE,
+                 b_device: dict[str, Any] | None = None) -> tuple[pd.DataFrame, dict]:
     """One row per kernel call and image, with its ONNX name (by value, on the reference `a`), its noise floor
-    and whether its local and propagated errors exceed it; and per image both builds' logits."""
-    a, b = TracedBuild(a_lib), TracedBuild(b_lib)
-    rows, logits = compare_kernels(a, b, images, ids)
+    and whether its local and propagated errors exceed it; and per image both builds' logits. `b_device`: where
+    `b` runs when not on this CPU (a backend spec without its `lib`: `target_kind`, and `rpc` or `tracker` for a
+    board), its kernels then called there (deltamut.localise.kernels.DeviceBuild)."""
+    a = TracedBuild(a_lib)
+    if b_device is not None:
+        b = DeviceBuild({**b_device, "lib": str(b_lib)})
+        try:
+            rows, logits = compare_on_device(a, b, images, ids)
+        finally:
+            b.close()
+    else:
+        rows, logits = compare_kernels(a, TracedBuild(b_lib), images, ids)
     noise, _ = compare_kernels(a, a, images, ids)  # the original against its own second run
     table = pd.DataFrame(rows)
     floor = pd.DataFrame(noise).groupby("index")[["propagated_rel", "local_rel"]].max().max(axis=1)

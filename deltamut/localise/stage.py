@@ -20,12 +20,13 @@ from deltamut.outcome import ProbeStatus, Status
 
 
 def _probe_worker(original_lib: str, mutant_lib: str, onnx: str | None, inputs: str, predicate: dict,
-                  tolerance: float, kernels_out: str) -> dict:
+                  tolerance: float, kernels_out: str, mutant_device: dict | None = None) -> dict:
     from deltamut.localise.profile import kernel_table, propagation
     from deltamut.localise.witness import confirmed, witness_images
 
     images = predicate["images"]
-    table, logits = kernel_table(original_lib, mutant_lib, witness_images(inputs, images), images, onnx, tolerance)
+    table, logits = kernel_table(original_lib, mutant_lib, witness_images(inputs, images), images, onnx, tolerance,
+                                 mutant_device)
     _write_table(table, kernels_out)
     return {"confirmed": confirmed(predicate, logits, tolerance), **propagation(table, logits, tolerance)}
 
@@ -113,13 +114,14 @@ def _write_table(table: pd.DataFrame, path: str | Path) -> None:
 
 
 def _kernel_probe(inputs: Mapping[str, str], outputs: Mapping[str, str], predicate: dict,
-                  settings: dict[str, Any], log: str | Path) -> dict[str, Any]:
-    """Kernel mode, in a child of its own: `original_lib` traced and named, `mutant_lib` replayed."""
+                  settings: dict[str, Any], log: str | Path, device: dict[str, Any] | None) -> dict[str, Any]:
+    """Kernel mode, in a child of its own: `original_lib` traced and named, `mutant_lib` replayed (on `device`
+    where given: deltamut.localise.profile.kernel_table)."""
     res = call_isolated(_probe_worker, {
         "original_lib": str(inputs["original_lib"]), "mutant_lib": str(inputs["mutant_lib"]),
         "onnx": str(inputs["onnx"]) if inputs.get("onnx") else None, "inputs": str(inputs["inputs"]),
         "predicate": predicate, "tolerance": float(settings["tolerance"]),
-        "kernels_out": str(outputs["kernels"])}, float(settings["timeout_s"]), log)
+        "kernels_out": str(outputs["kernels"]), "mutant_device": device}, float(settings["timeout_s"]), log)
     if res.ok:
         return {"status": ProbeStatus.OK.value, **res.value}
     return {"status": res.status, "reason": f"the probe itself failed ({res.symptom}): {res.error}",
@@ -127,9 +129,11 @@ def _kernel_probe(inputs: Mapping[str, str], outputs: Mapping[str, str], predica
 
 
 def _profile(inputs: Mapping[str, str], outputs: Mapping[str, str], pair: dict[str, str],
-             settings: dict[str, Any], log: str | Path, whose: str) -> tuple[dict[str, Any], dict[str, Any], bool]:
+             settings: dict[str, Any], log: str | Path, whose: str,
+             device: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any], bool]:
     """The record every probe starts with: its predicate, then why it cannot run, the failure's kernel, or
-    kernel mode; and the predicate, and whether kernel mode ran (the values the other modes read are there)."""
+    kernel mode (`device`: where the `a` side's library runs when not on this CPU, else None); and the predicate, and
+    whether kernel mode ran (the values the other modes read are there)."""
     from deltamut.localise.witness import witnesses
 
     record: dict[str, Any] = {"a": pair["a"], "b": pair["b"], "settings": settings}
@@ -141,10 +145,13 @@ def _profile(inputs: Mapping[str, str], outputs: Mapping[str, str], pair: dict[s
         record.update(_not_probed(f"{whose} has no library of its own: {deploy.get('status')} ({why})"))
     elif not predicate["images"]:
         record.update(_not_probed("no image where both sides ran"))
+    elif predicate["kind"] == SYMPTOM and device is not None:
+        record.update(_not_probed(f"{whose}'s build fails there, and the failing kernel is found by rerunning each "
+                                  "witness in a child process of this CPU's, which does not run that build"))
     elif predicate["kind"] == SYMPTOM:
         record.update(_symptom(inputs, outputs, predicate, settings, log))
     else:
-        record.update(_kernel_probe(inputs, outputs, predicate, settings, log))
+        record.update(_kernel_probe(inputs, outputs, predicate, settings, log, device))
         return record, predicate, True
     return record, predicate, False
 
@@ -161,13 +168,20 @@ def _finish(record: dict[str, Any], outputs: Mapping[str, str]) -> dict[str, Any
 
 
 def device_stage(*, inputs: Mapping[str, str], outputs: Mapping[str, str], pair: dict[str, str],
-                 settings: dict[str, Any], log: str | Path) -> dict[str, Any]:
-    """Profile device pair `pair` (`a` a device's build, `b` the baseline device's; both run on this CPU): kernel
-    mode with the baseline's build traced and each of the device's kernels replayed on its inputs, so the
-    kernels whose code differs across the targets are told from those that carry the difference; or, where
-    the device's build fails, the kernel it fails in. Named mode and reproducers do not apply: both builds come
-    from one module, and what differs is each target's code generation."""
-    record, _, _ = _profile(inputs, outputs, pair, settings, log, "the device")
+                 settings: dict[str, Any], log: str | Path, device: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Profile device pair `pair` (`a` a device's build, `b` the baseline device's, which runs on this CPU):
+    kernel mode with the baseline's build traced and each of the device's kernels replayed on its inputs, on
+    the device itself (`device`: its backend spec without the library, a board over RPC or a GPU; None: this
+    CPU), so the kernels whose code differs across the targets are told from those that carry the difference;
+    or, where the device's build fails on this CPU, the kernel it fails in. Named mode and reproducers do not
+    apply: both builds come from one module, and what differs is each target's code generation."""
+    from deltamut.devices.tvm_backend import where
+    from deltamut.study.placement import is_host_cpu
+
+    device = device or {}
+    elsewhere = not is_host_cpu(device, {"kind": device.get("target_kind", "llvm")})
+    record, _, _ = _profile(inputs, outputs, pair, settings, log, "the device", device if elsewhere else None)
+    record["replayed_on"] = f"{device.get('target_kind', 'llvm')} on {where(device)}"
     return _finish(record, outputs)
 
 

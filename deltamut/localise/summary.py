@@ -82,6 +82,7 @@ def localisation_table(profiles: list[str | Path]) -> pd.DataFrame:
             "reproducer": _bundle_text(p.get("bundle")),
             "flipped": len(p.get("flipped", [])),
             "masked": len(p.get("masked", [])), "witnesses": p.get("images"),
+            "replayed_on": p.get("replayed_on"),  # a device pair's: where the device's kernels ran
             "reason": _reason(p),
             "profile": str(path),
         })
@@ -103,7 +104,7 @@ def localisation_markdown(profiles: list[str | Path], unprobed: list[str]) -> st
     profiles = [p for p in profiles if Path(p).name != "bisect.json"]
     if profiles:
         table = localisation_table(profiles)
-        text += markdown_table(table.drop(columns=["reason"]) if not table["reason"].any() else table)
+        text += markdown_table(table.drop(columns=[c for c in ("reason", "replayed_on") if not table[c].any()]))
     if bisections:
         text += ("\nWhich steps of an optimisation make its build flip labels against the reference: bisection "
                  "over the configuration's ordered steps, no-op steps skipped, interacting steps named together "

@@ -8,7 +8,8 @@ whose variant fails where its baseline runs (a crash, a hang, NaN logits) has th
 same symptom on at least k of them": the witnesses are the images that failed with its most frequent symptom,
 k half of them (rounded up), so that a probe cannot drift to another failure (deltamut.localise.symptom).
 Any other pair has the predicate "the logits move beyond the noise" (a survived mutant's effect may still be
-masked somewhere).
+masked somewhere); a bisection, whose trial builds are judged against the reference's recorded outputs, reads
+it as "the trial departs from the reference by at least half as much as the full build did" (`against_reference`).
 """
 
 from __future__ import annotations
@@ -39,10 +40,11 @@ def witnesses(per_image: str | Path, a: str, b: str, max_images: int) -> dict[st
     chosen += list(moved["image"])[: max_images - len(chosen)]
     flips = len(flipped)
     k = math.ceil(min(flips, max_images) / 2) if flips else 0
-    top1_b = ran.set_index("image")["top1_b"]
+    top1_b, err = ran.set_index("image")["top1_b"], ran.set_index("image")["max_abs_err"]
     return {"kind": FLIPS if k else DRIFT, "k": k, "images": chosen, "flipped_in_table": flips,
             "images_in_table": len(rows), "ran_in_table": len(ran),
-            "reference_top1": [int(top1_b[i]) for i in chosen]}  # `b`'s recorded top-1 on each witness
+            "reference_top1": [int(top1_b[i]) for i in chosen],  # `b`'s recorded top-1 on each witness
+            "max_abs_err": [float(err[i]) for i in chosen]}  # and how far `a`'s logits were from `b`'s there
 
 
 def _symptom(rows: pd.DataFrame, failed: pd.DataFrame, ran: int, max_images: int) -> dict[str, Any]:
@@ -74,10 +76,16 @@ def confirmed(predicate: dict[str, Any], logits: dict[str, dict[str, np.ndarray]
     return {"holds": holds, "flipped": flips, "moved": moved}
 
 
-def against_reference(predicate: dict[str, Any]):
-    """The predicate judged against the reference's recorded top-1 (a bisection's, where the reference is a
+def against_reference(predicate: dict[str, Any], reference: np.ndarray | None = None):
+    """The predicate judged against the reference's recorded outputs (a bisection's, where the reference is a
     framework that is not rebuilt): a function of a stack of logits, one row per witness, that holds where
-    top-1 differs on at least k of them."""
+    top-1 differs from the reference's on at least k of them; for a drift predicate (`reference`: the
+    reference's logits on the witnesses), where max |Δ| against them reaches half the full build's recorded
+    departure on at least half the witnesses. Half: a build that carries the departure is told from one that
+    does not (bisection checks that the build with every step off does not), whatever rounding adds or
+    cancels along the way."""
+    if predicate["kind"] == DRIFT:
+        return _drifts(predicate["images"], np.asarray(predicate["max_abs_err"], np.float64) / 2, reference)
     images, k = predicate["images"], int(predicate["k"])
     expected = np.asarray(predicate["reference_top1"])
 
@@ -86,3 +94,16 @@ def against_reference(predicate: dict[str, Any]):
         return {"holds": len(moved) >= k, "flipped": moved}
 
     return flips
+
+
+def _drifts(images: list[str], bar: np.ndarray, reference: np.ndarray | None):
+    if reference is None:
+        raise ValueError("a drift predicate is judged against the reference's logits on the witnesses: none given")
+    k = math.ceil(len(images) / 2)
+
+    def drifts(logits: np.ndarray) -> dict[str, Any]:
+        err = np.abs(logits.astype(np.float64) - reference).max(axis=1)
+        moved = [images[i] for i in np.flatnonzero(~(err < bar))]  # NaN counts as departed
+        return {"holds": len(moved) >= k, "moved": moved, "max_abs_err": [float(e) for e in err]}
+
+    return drifts

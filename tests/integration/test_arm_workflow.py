@@ -14,6 +14,7 @@ result while the host's results stay complete.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -99,6 +100,9 @@ def test_pretrained_model_agrees_on_x86_and_arm_board(rootfs: Path, labelled_pho
         # the fork (qemu-user), and the board accepts nothing until the child ends: the session timeout (240 s)
         # has the board kill it, and the open timeout (300 s) retries after that, against a serving board.
         "runner": {"warmup": 0, "repeats": 1, "open_timeout_s": 300, "image_timeout_s": 600},
+        # the device pair kernel by kernel: the host's build traced, the board's kernels replayed on the board
+        "localise": {"kinds": ["device"], "verdicts": ["identical", "within_noise", "numeric_drift"],
+                     "images": 2},
     }
     started = _board("start", port, state, "--root", str(rootfs))
     assert started.returncode == 0, started.stdout + started.stderr
@@ -141,6 +145,15 @@ def test_pretrained_model_agrees_on_x86_and_arm_board(rootfs: Path, labelled_pho
     assert (table["device_a"], table["device_b"], table["mutants"], table["diverging"]) == ("arm", "cpu", 1, 0)
     assert table["original_max_abs_err"] == pair["max_abs_err"]
     assert "Mutants across devices" in (work / "results/lite0/compare/summary.md").read_text()
+
+    # the device pair's probe replayed every kernel of the board's build on the board, on the host build's inputs
+    # of that call and chained on its own outputs, and the chain ended where the board's own run did
+    against = work / "results/lite0/tvm/default/original/localise/arm/against/cpu"
+    profile = json.loads((against / "profile.json").read_text())
+    assert profile["status"] == "ok" and profile["replayed_on"] == f"llvm on rpc://127.0.0.1:{port}", profile
+    kernels = pd.read_parquet(against / "kernels.parquet")
+    assert kernels["replay_error"].isna().all() and kernels["local_abs"].notna().all(), kernels
+    assert kernels["chain_matches_run"].dropna().tolist() == [True] * len(profile["predicate"]["images"])
 
 
 def test_unreachable_rpc_device_fails_alone(small_onnx, labelled_photos, tmp_path: Path) -> None:

@@ -165,6 +165,67 @@ def test_bisection_names_the_interacting_steps_that_flip_a_label(tmp_path):
     assert not any("error" in t for t in result["trials"])
 
 
+class _DriftTrap(nn.Module):
+    """The fast-math trap at a scale where it moves numbers, not labels: `(|mean| + 1e3) - 1e3` rounds each
+    mean to float32's step at 1e3 (6e-5), which reassociation under fast-math skips, beside a constant 10 that
+    stays top-1 either way."""
+
+    def forward(self, x):
+        y = x.mean(dim=(2, 3)).abs()
+        return torch.cat([(y + 1.0e3) - 1.0e3, torch.full_like(y[:, :1], 10.0)], dim=1)
+
+
+def test_bisection_of_a_drift_names_the_steps_that_move_the_logits(tmp_path):
+    """A compiler pair that flips no label but drifts (numeric_drift against ONNX Runtime): bisection judges
+    each trial build's logits against the reference's recorded ones (half the full build's departure on half
+    the witnesses) and names the same three interacting steps as the label trap, fuse, fast-math and LLVM -O3;
+    no reproducer is cut (those are for flips) and named mode is not run."""
+    import onnxruntime as ort
+    import pandas as pd
+
+    from deltamut.compiler.serialize import save_module
+    from deltamut.devices.tvm_backend import TvmBackend
+    from deltamut.localise.bisect_stage import bisect_stage
+    from deltamut.runner.outputs import Outputs, save_outputs
+
+    onnx = tmp_path / "drift.onnx"
+    torch.onnx.export(_DriftTrap().eval(), (torch.zeros(1, 3, 16, 16),), str(onnx), dynamo=True,
+                      external_data=False, opset_version=18, input_names=["input"], output_names=["logits"])
+    x, ids = _images(4, 16), [f"i{k}" for k in range(4)]
+    np.savez(tmp_path / "inputs.npz", x=x, ids=np.array(ids))
+    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    reference = np.concatenate([session.run(None, {"input": i[None]})[0] for i in x])
+    save_outputs(tmp_path / "reference.npz", Outputs(ids=np.array(ids), logits=reference,
+                                                     latency_ms=np.full((4, 1), np.nan), status=np.full(4, "ok"),
+                                                     error=np.full(4, "")))
+    spec = {"llvm": {"fast-math": True}}
+    opt = OptConfig.from_dict("fm", spec)
+    imported = import_onnx(onnx)
+    save_module(imported, tmp_path / "imported.json")
+    build_library(lower(optimise_graph(imported, opt), opt), {"kind": "llvm"}, opt, tmp_path / "fm.so")
+    fm = TvmBackend({"lib": str(tmp_path / "fm.so")})
+    built = np.concatenate([fm(i[None]) for i in x])
+    fm.close()
+    err = np.abs(built - reference).max(axis=1)
+    assert (built.argmax(1) == 3).all() and (reference.argmax(1) == 3).all() and (err > 1e-6).all(), err
+    pd.DataFrame({"a": "tvm/fm/original/cpu", "b": "onnxruntime", "image": ids, "status_a": "ok", "status_b": "ok",
+                  "top1_agree": True, "top1_b": 3, "max_abs_err": err}).to_parquet(tmp_path / "per_image.parquet")
+    inputs = {k: str(tmp_path / v) for k, v in (("imported", "imported.json"), ("onnx", "drift.onnx"),
+                                                 ("inputs", "inputs.npz"), ("per_image", "per_image.parquet"),
+                                                 ("reference", "reference.npz"))}
+    outputs = {k: str(tmp_path / "out" / v) for k, v in (("record", "bisect.json"), ("ir", "ir"),
+                                                          ("bundle", "bundle"), ("nodes", "nodes.parquet"))}
+    (tmp_path / "out").mkdir()
+    record = bisect_stage(inputs=inputs, outputs=outputs, pair={"a": "tvm/fm/original/cpu", "b": "onnxruntime"},
+                          spec=spec, target={"kind": "llvm"},
+                          settings={"images": 8, "tolerance": 1e-6, "timeout_s": 600}, log=tmp_path / "log")
+    assert record["predicate"]["kind"] == "drift" and record["status"] == "ok", record
+    assert record["result"] == "found" and record["culprits"] == ["fuse", "fast-math", "llvm-opt"], record["trials"]
+    judged = {t["why"]: len(t["detail"]["moved"]) for t in record["trials"]}
+    assert judged["the full configuration"] == 4 and judged["every step off"] == 0
+    assert record["bundle"]["result"] == "not_made" and record["named"]["status"] == "not_probed"
+
+
 def test_a_tir_culprit_keeps_the_kernels_before_and_after_its_pass(tmp_path, small_onnx):
     """A TIR pass acts inside tvm.compile, after the lowered module every trial shares: for a TIR culprit the
     bisection writes the kernels as the pass receives them and as it returns them. StorageRewrite merges the

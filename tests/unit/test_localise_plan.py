@@ -180,3 +180,31 @@ def test_a_device_pair_of_two_host_targets_is_probed_kernel_by_kernel(tmp_path):
     files = device_probe_of(study, "m", "default", "nofma", "cpu")
     assert files["mutant_lib"] == "results/m/tvm/default/original/deploy/x86_nofma/lib.so"
     assert files["original_lib"] == "results/m/tvm/default/original/deploy/x86_64/lib.so"
+
+
+def test_a_device_pair_off_this_cpu_is_replayed_where_its_device_is(tmp_path):
+    """A board over RPC and a GPU: the baseline's build is traced on the job's host and the device's kernels are
+    replayed on the device, reached as its infer jobs reach it. An aarch64 CPU device run on its own node is
+    not probed: its job would run there, where the x86 baseline's library does not load."""
+    config = {
+        "models": {"m": {"source": "zoo", "arch": "mobilenet_v2"}},
+        "optimisations": {"default": {}},
+        "devices": {"cpu": {"target": "x86_64"},
+                    "board": {"target": "arm", "rpc": {"host": "h", "port": 9}, "session_timeout_s": 60},
+                    "gpu": {"target": "cuda"}, "node": {"target": "arm", "partition": "arm64"}},
+        "targets": {"x86_64": {"kind": "llvm"}, "arm": {"kind": "llvm", "mtriple": "aarch64-linux-gnu"},
+                    "cuda": {"kind": "cuda"}},
+        "mutation_catalog": CATALOG,
+        "localise": {"kinds": ["device"], "verdicts": ["numeric_drift"]},
+    }
+    study = load_study(config, base=tmp_path)
+    rows = [("device", f"tvm/default/original/{d}", "tvm/default/original/cpu", "numeric_drift")
+            for d in ("board", "gpu", "node")]
+    per_pair = tmp_path / "per_pair.parquet"
+    pd.DataFrame(rows, columns=["kind", "a", "b", "verdict"]).to_parquet(per_pair)
+    run, _ = probes(study, "m", per_pair)
+    assert [(p["device"], p["baseline"]) for p in run] == [("board", "cpu"), ("gpu", "cpu")]
+    board = device_probe_of(study, "m", "default", "board", "cpu")
+    assert board["replay_on"] == {"target_kind": "llvm", "rpc": {"host": "h", "port": 9}, "session_timeout_s": 60}
+    assert board["mutant_lib"] == "results/m/tvm/default/original/deploy/arm/lib.so"
+    assert device_probe_of(study, "m", "default", "gpu", "cpu")["replay_on"] == {"target_kind": "cuda"}
