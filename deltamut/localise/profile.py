@@ -84,7 +84,11 @@ def propagation(table: pd.DataFrame, logits: dict[str, dict[str, np.ndarray]], t
         # there (other code, other arguments), or where the kernel sequences part (an inserted operator); where
         # neither happens but outputs still depart, the kernels ran the same code on other constants (a weight
         # mutant), so the first departing output is the root
-        other_code = (rows["mutant_kernel"] != rows["kernel"]) & rows["local_rel"].isna()  # not replayable
+        # not replayable: another kernel at that call, or one of the same name whose signature differs (the CPU
+        # schedule rules packed its weights for another instruction set), which counts where its output departs
+        renamed = rows["mutant_kernel"] != rows["kernel"]
+        refused = rows["replay_error"].notna() & ~renamed & rows["propagated_departs"]
+        other_code = (renamed | refused) & rows["local_rel"].isna()
         root = rows[rows["local_departs"] | ~rows["aligned"] | other_code].head(1)
         onset = rows[rows["propagated_departs"]].head(1)
         by = None if root.empty else _root_by(root.iloc[0])
