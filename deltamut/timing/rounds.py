@@ -7,9 +7,10 @@ calls settle, and then timed in rounds: in each round every variant runs one blo
 an order rotated by one each round (no variant always follows the same one), so a drift of the load moves
 all of a round alike and cancels in the round's ratio (`deltamut.compare.stats.compare_rounds`).
 
-Only one worker computes at a time; the others wait on their stdin. The first call of each block is dropped:
-it competes with the threads of the variant before, still spinning (TVM came out 7x slower without that on
-2 cores). A block holds as many calls as fit in `block_s` (at least one kept, at most `max_block`), so a
+Only one worker computes at a time; the others wait on their stdin. An idle pool spins before it sleeps, so
+the workers' pools spin briefly (`pool_spin_count`: TVM's default spun on past the gap before each block, into
+the next variant's calls) and the first call of each block is dropped: it competes with the threads of the
+variant before, still spinning (TVM came out 7x slower without that on 2 cores). A block holds as many calls as fit in `block_s` (at least one kept, at most `max_block`), so a
 500 ms unscheduled build is not called as often as a 5 ms one: a timing budget, not a fixed repeat count.
 
 A variant whose worker fails to open, hangs or dies is recorded with what happened and the rounds it
@@ -49,6 +50,7 @@ class TimingSettings:
     max_block: int = schema_field("timing", "max_block")
     images: int = schema_field("timing", "images")
     gap_s: float = schema_field("timing", "gap_s")
+    pool_spin_count: int | None = schema_field("timing", "pool_spin_count")
     stable_calls: int = schema_field("timing", "stable_calls")
     stable_tolerance: float = schema_field("timing", "stable_tolerance")
     warmup_max_calls: int = schema_field("timing", "warmup_max_calls")
@@ -118,8 +120,19 @@ def _start(member: _Member, k: int, backend: dict[str, Any], inputs: str | Path,
     path = scratch / f"{k}.json"
     path.write_text(json.dumps(job))
     proc = spawn([sys.executable, "-m", "deltamut.timing.worker", str(path)], stdin=subprocess.PIPE,
-                 stdout=subprocess.PIPE, stderr=log, env=worker_env(settings.threads))
+                 stdout=subprocess.PIPE, stderr=log, env=timing_env(settings))
     member.pipe = EventPipe(proc)
+
+
+def timing_env(settings: TimingSettings) -> dict[str, str]:
+    """A timing worker's environment: its pools' size, and how long their idle threads spin. Only one variant
+    computes at a time, but every variant's pool spins after its block: with TVM's default (300000 spins, past
+    the gap), the next variant's calls shared the cores with it, and six workers of one build timed 14 to 33 ms
+    where each alone takes 7 (docs/verdicts.md)."""
+    env = worker_env(settings.threads)
+    if settings.pool_spin_count is not None:
+        env["TVM_THREAD_POOL_SPIN_COUNT"] = env["GOMP_SPINCOUNT"] = str(int(settings.pool_spin_count))
+    return env
 
 
 def _ask(member: _Member, message: dict[str, Any], expect: str, timeout_s: float, doing: str) -> dict | None:

@@ -1,11 +1,14 @@
 """The latency oracle on planted answers: real ONNX Runtime sessions, one worker process each, timed in
 interleaved rounds (deltamut.timing). Six copies of one model give 15 A/A pairs, in which any `slower` or
 `faster` is false; three more copies carry a planted 1.3x slowdown (each call spins for 0.3x its own time),
-which every pair against a plain copy must call `slower`."""
+which every pair against a plain copy must call `slower`. The same for a TVM build of the model with a pool
+of every core: its idle pool threads spin after each block, into the next worker's calls, unless the timing
+workers' spin is short (`timing.pool_spin_count`)."""
 
 from __future__ import annotations
 
 import itertools
+import os
 
 import numpy as np
 import pytest
@@ -19,9 +22,9 @@ SLOWED = [f"slowed{i}" for i in range(3)]
 
 
 @pytest.fixture(scope="module")
-def group(tmp_path_factory):
+def six_convs(tmp_path_factory):
     """A six-conv network at 128 px (about 4 ms a call on 2 cores, the order of the zoo's models in ONNX
-    Runtime), nine sessions of it timed together."""
+    Runtime) and two images."""
     import torch
     from torch import nn
 
@@ -35,11 +38,35 @@ def group(tmp_path_factory):
     inputs = tmp / "inputs.npz"
     np.savez(inputs, x=np.random.default_rng(0).standard_normal((2, 3, 128, 128)).astype(np.float32),
              ids=np.array(["a", "b"]), labels=np.array([-1, -1]))
+    return tmp, onnx, inputs
+
+
+@pytest.fixture(scope="module")
+def group(six_convs):
+    """Nine ONNX Runtime sessions of the network timed together (three slowed)."""
+    tmp, onnx, inputs = six_convs
     ort = {"kind": "onnxruntime", "onnx": str(onnx), "threads": None}
     backends = {vid: dict(ort) for vid in PLAIN} | {vid: {**ort, "planted_slowdown": 1.3} for vid in SLOWED}
     backends["missing"] = {**ort, "onnx": str(tmp / "missing.onnx")}
     return time_group(backends, inputs, TimingSettings(), tmp / "timing.log",
                       not_run={"unbuilt": {"status": "compile_error", "error": "compile failed"}})
+
+
+@pytest.fixture(scope="module")
+def tvm_group(six_convs):
+    """Nine workers of one TVM build of the network (`extended`, a pool of every core), three slowed."""
+    from deltamut.compiler.build import build_library
+    from deltamut.compiler.importer import import_onnx
+    from deltamut.compiler.optconfig import OptConfig
+    from deltamut.compiler.passes import lower, optimise_graph
+    from deltamut.defaults import section_default
+
+    tmp, onnx, inputs = six_convs
+    opt = OptConfig.from_dict("extended", section_default("optimisations")["extended"])
+    build_library(lower(optimise_graph(import_onnx(onnx), opt), opt), {"kind": "llvm"}, opt, tmp / "lib.so")
+    lib = {"kind": "tvm", "lib": str(tmp / "lib.so"), "target_kind": "llvm"}
+    backends = {vid: dict(lib) for vid in PLAIN} | {vid: {**lib, "planted_slowdown": 1.3} for vid in SLOWED}
+    return time_group(backends, inputs, TimingSettings(threads=os.cpu_count()), tmp / "tvm-timing.log")
 
 
 def _verdicts(record, pairs):
@@ -74,3 +101,15 @@ def test_a_member_that_cannot_open_or_was_never_built_is_recorded_and_the_others
     missing, unbuilt = group["members"]["missing"], group["members"]["unbuilt"]
     assert missing["status"] == "error" and "missing.onnx" in missing["error"] and missing["rounds"] == []
     assert unbuilt == {"status": "compile_error", "error": "compile failed", "rounds": []}
+
+
+def test_an_aa_comparison_of_tvm_workers_gives_at_most_one_false_verdict_in_15(tvm_group):
+    verdicts = _verdicts(tvm_group, list(itertools.combinations(PLAIN, 2)))
+    assert len(verdicts) == 15
+    assert sum(v != "same_speed" for v in verdicts) <= 1, verdicts
+
+
+def test_a_planted_1_3x_slowdown_of_a_tvm_build_is_called_slower_in_at_least_14_of_15(tvm_group):
+    pairs = [(s, p) for s, p in itertools.product(SLOWED, PLAIN[:5])]
+    verdicts = _verdicts(tvm_group, pairs)
+    assert sum(v == "slower" for v in verdicts) >= 14, verdicts
