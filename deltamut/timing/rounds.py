@@ -10,8 +10,9 @@ all of a round alike and cancels in the round's ratio (`deltamut.compare.stats.c
 Only one worker computes at a time; the others wait on their stdin. An idle pool spins before it sleeps, so
 the workers' pools spin briefly (`pool_spin_count`: TVM's default spun on past the gap before each block, into
 the next variant's calls) and the first call of each block is dropped: it competes with the threads of the
-variant before, still spinning (TVM came out 7x slower without that on 2 cores). A block holds as many calls as fit in `block_s` (at least one kept, at most `max_block`), so a
-500 ms unscheduled build is not called as often as a 5 ms one: a timing budget, not a fixed repeat count.
+variant before, still spinning (TVM came out 7x slower without that on 2 cores). A block holds as many calls
+as fit in `block_s` (at least one kept, at most `max_block`), so a 500 ms unscheduled build is not called as
+often as a 5 ms one: a timing budget, not a fixed repeat count.
 
 A variant whose worker fails to open, hangs or dies is recorded with what happened and the rounds it
 finished; the others go on. Its pairs get no verdict: a failure of timing is never a finding about speed.
