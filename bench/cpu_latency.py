@@ -97,11 +97,11 @@ def _bench_model(name: str, args: argparse.Namespace) -> list[dict]:
                 builds[f"tvm_{config}"] = _build_tvm(lowered, config, args.threads, Path(tmp))
             else:
                 builds[f"tvm_{config}"] = _build_pipeline(onnx_path, config, Path(tmp))
-        if args.protocol == "workers":
-            times = _in_workers(name, onnx_path, builds, x, args, Path(tmp))
-        else:
-            times = _in_process(onnx_path, info, xt, x, builds, args)
-        outputs = _outputs(onnx_path, info, xt, x, builds, args.threads)
+        times = _in_workers(name, onnx_path, builds, x, args, Path(tmp)) if args.protocol == "workers" else None
+        # loaded here after the workers' rounds (nothing of this process competes with them); in-process, timed
+        runners = _callables(onnx_path, info, xt, x, builds, args.threads)
+        times = times or _in_process(dict(runners), args)
+        outputs = {k: fn() for k, fn in runners.items()}  # checked against PyTorch: a fast build must be right
     rows = []
     for runner, t in times.items():
         diff = float(np.abs(outputs[runner].reshape(ref.shape) - ref).max())
@@ -141,10 +141,8 @@ def _in_workers(name: str, onnx_path: Path, builds: dict[str, tuple[Path, float]
     return out
 
 
-def _in_process(onnx_path: Path, info, xt, x: np.ndarray, builds: dict[str, tuple[Path, float]],
-                args: argparse.Namespace) -> dict[str, dict[str, float]]:
+def _in_process(runners: dict[str, Callable[[], np.ndarray]], args: argparse.Namespace) -> dict[str, dict]:
     """Every runner in this process, in interleaved blocks (module doc)."""
-    runners = _callables(onnx_path, info, xt, x, builds, args.threads)
     slow = {k: runners.pop(k) for k in list(runners) if k == "tvm_unscheduled"}
     times = _interleaved(runners, args.warmup, args.repeats)
     times.update(_interleaved(slow, 1, args.slow_repeats) if slow else {})
@@ -174,12 +172,6 @@ def _callables(onnx_path: Path, info, xt, x: np.ndarray, builds: dict[str, tuple
         fn = relax.VirtualMachine(tvm.runtime.load_module(str(lib)), tvm.cpu())["main"]
         runners[runner] = (lambda fn=fn: fn(data).numpy())
     return runners
-
-
-def _outputs(onnx_path: Path, info, xt, x: np.ndarray, builds: dict[str, tuple[Path, float]],
-             threads: int) -> dict[str, np.ndarray]:
-    """Each runner's logits on the image (checked against PyTorch: a fast build must still be right)."""
-    return {k: fn() for k, fn in _callables(onnx_path, info, xt, x, builds, threads).items()}
 
 
 def _lower(onnx_path: Path, shape):

@@ -75,3 +75,46 @@ def labelled_photos(tmp_path_factory) -> tuple[Path, Path]:
     for name in keep:
         (folder / name).write_bytes(gathered[name].read_bytes())
     return folder, default_ground_truth()
+
+
+@pytest.fixture
+def device_pair(tmp_path):
+    """A device pair's probe (deltamut.localise.stage.device_stage) on a model: `run(onnx, optimisation,
+    baseline_target, device_target, device=None)` builds it under that optimisation for the baseline (this
+    host) and for the device (where `device`, a backend spec without its library, says it runs; None: this
+    host), on two random 16-px images whose per-image rows say the logits moved; returns the profile and the
+    kernel table."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from deltamut.compiler.build import build_library
+    from deltamut.compiler.importer import import_onnx
+    from deltamut.compiler.optconfig import OptConfig
+    from deltamut.compiler.passes import lower, optimise_graph
+    from deltamut.defaults import section_default
+    from deltamut.localise.stage import device_stage
+
+    def run(onnx, optimisation: str, baseline_target: dict, device_target: dict, device: dict | None = None):
+        opt = OptConfig.from_dict(optimisation, section_default("optimisations")[optimisation])
+        lowered = lower(optimise_graph(import_onnx(onnx), opt), opt)
+        build_library(lowered, baseline_target, opt, tmp_path / "baseline.so")
+        build_library(lowered, device_target, opt, tmp_path / "device.so")
+        ids = ["p", "q"]
+        x = np.random.default_rng(1).standard_normal((2, 3, 16, 16)).astype(np.float32)
+        np.savez(tmp_path / "inputs.npz", x=x, ids=np.array(ids))
+        pd.DataFrame({"a": "B", "b": "A", "image": ids, "status_a": "ok", "status_b": "ok", "top1_agree": True,
+                      "top1_b": 0, "max_abs_err": 1e-7}).to_parquet(tmp_path / "per_image.parquet")
+        (tmp_path / "deploy.json").write_text(json.dumps({"status": "ok"}))
+        inputs = {"mutant_lib": "device.so", "original_lib": "baseline.so", "mutant_info": "deploy.json",
+                  "inputs": "inputs.npz", "per_image": "per_image.parquet"}
+        outputs = {k: str(tmp_path / v) for k, v in (("profile", "profile.json"), ("kernels", "kernels.parquet"),
+                                                      ("plot", "growth.png"))}
+        record = device_stage(inputs={**{k: str(tmp_path / v) for k, v in inputs.items()}, "onnx": str(onnx)},
+                              outputs=outputs, pair={"a": "B", "b": "A"},
+                              settings={"images": 8, "tolerance": 1e-9, "timeout_s": 300}, log=tmp_path / "log",
+                              device=device)
+        return record, pd.read_parquet(outputs["kernels"])
+
+    return run

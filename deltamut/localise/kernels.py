@@ -120,9 +120,12 @@ class DeviceBuild:
         self.path = Path(spec["lib"])
         self.backend = TvmBackend(spec)
         self.where = self.backend.info()["where"]
+        self._kernels: dict[str, Any] = {}  # over RPC each lookup is a round trip: once a kernel, not once a call
 
     def kernel(self, name: str):
-        return self.backend.module.get_function(name, query_imports=True)
+        if name not in self._kernels:
+            self._kernels[name] = self.backend.module.get_function(name, query_imports=True)
+        return self._kernels[name]
 
     def upload(self, value):
         """A host value (a `tvm.runtime.Tensor` of `a`'s or a numpy array) as a tensor on this device; scalars
@@ -144,6 +147,7 @@ class DeviceBuild:
         return self.backend(np.ascontiguousarray(x))
 
     def close(self) -> None:
+        self._kernels.clear()
         self.backend.close()
 
 
@@ -163,7 +167,8 @@ def compare_on_device(a: TracedBuild, b: DeviceBuild, images: np.ndarray, ids: l
             ref = args[-1].numpy()
             row = {"image": image_id, "index": chain["calls"], "kernel": name, "shape": "x".join(map(str, ref.shape)),
                    "scale": float(np.max(np.abs(ref))) if ref.size else 0.0, "mutant_kernel": name}
-            row["local_abs"], row["local_rel"], row["replay_error"] = _replay(b, name, args, ref)
+            sent = [b.upload(v) for v in args[:-1]]  # a's arguments on b's device, once for both calls
+            row["local_abs"], row["local_rel"], row["replay_error"] = _replay(b, name, args, ref, sent)
             row["replayed_with"] = "reference arguments" if row["replay_error"] is None else None
             if row["replay_error"] is not None:
                 chain["aligned"], row["mutant_kernel"] = False, None
@@ -172,8 +177,8 @@ def compare_on_device(a: TracedBuild, b: DeviceBuild, images: np.ndarray, ids: l
                 # b's inputs of this call: its own output where an earlier call of a wrote this argument's memory
                 # (a reshape is a view of it), a's value where none did (the image, a weight, a constant)
                 own = [_written(v, written) for v in args[:-1]]
-                out = b.call(b.kernel(name), [b.upload(v if o is None else o)
-                                              for o, v in zip(own, args[:-1], strict=True)], ref.shape, ref.dtype)
+                out = b.call(b.kernel(name), [s if o is None else b.upload(o) for o, s in zip(own, sent, strict=True)],
+                             ref.shape, ref.dtype)
                 written[_address(args[-1])] = chain["last"] = out
                 row["propagated_abs"], row["propagated_rel"] = _error(ref, out)
             rows.append(row)
@@ -258,15 +263,16 @@ def compare_kernels(a: TracedBuild, b: TracedBuild, images: np.ndarray, ids: lis
     return rows, logits
 
 
-def _replay(b: TracedBuild | DeviceBuild, name: str, args: tuple,
-            ref: np.ndarray) -> tuple[float | None, float | None, str | None]:
-    """`b`'s kernel `name` on copies of `a`'s arguments of this call: its local error, or why it could not run."""
+def _replay(b: TracedBuild | DeviceBuild, name: str, args: tuple, ref: np.ndarray,
+            sent: list | None = None) -> tuple[float | None, float | None, str | None]:
+    """`b`'s kernel `name` on copies of `a`'s arguments of this call (`sent`: those copies, already on `b`'s
+    device): its local error, or why it could not run."""
     try:
         fn = b.kernel(name)
     except Exception:  # TVM raises its own error type for a missing symbol
         return None, None, f"{b.path.name} has no kernel {name}"
     try:
-        out = b.call(fn, [b.upload(v) for v in args[:-1]], ref.shape, ref.dtype)
+        out = b.call(fn, sent if sent is not None else [b.upload(v) for v in args[:-1]], ref.shape, ref.dtype)
     except Exception as exc:  # a signature mismatch between the builds' kernels of one name
         return None, None, f"replay of {name} failed: {str(exc).splitlines()[0][:200]}"
     local_abs, local_rel = _error(ref, out)

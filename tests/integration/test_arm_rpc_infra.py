@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -231,47 +230,24 @@ def board(rootfs: Path, tmp_path_factory: pytest.TempPathFactory):
     _board("stop", port, state)
 
 
-def _device_pair(tmp_path: Path, onnx: Path, baseline_target: dict, board: dict) -> tuple[dict, pd.DataFrame]:
-    """deltamut.localise.stage.device_stage on `onnx` built for `baseline_target` on this host and cross-built for
-    the board (fused multiply-add in every multiply-add kernel, as NEON has it), two random images."""
-    import json
-
-    from deltamut.compiler.build import build_library
-    from deltamut.compiler.importer import import_onnx
-    from deltamut.compiler.optconfig import OptConfig
-    from deltamut.compiler.passes import lower, optimise_graph
-    from deltamut.defaults import section_default
-    from deltamut.localise.stage import device_stage
-
-    opt = OptConfig.from_dict("default", section_default("optimisations")["default"])
-    lowered = lower(optimise_graph(import_onnx(onnx), opt), opt)
-    build_library(lowered, baseline_target, opt, tmp_path / "host.so")
-    build_library(lowered, {**AARCH64_TARGET, "cross_compiler": "aarch64-linux-gnu-g++"}, opt, tmp_path / "arm.so")
-    ids = ["p", "q"]
-    np.savez(tmp_path / "inputs.npz", x=np.random.default_rng(1).standard_normal((2, 3, 16, 16)).astype("float32"),
-             ids=np.array(ids))
-    pd.DataFrame({"a": "B", "b": "A", "image": ids, "status_a": "ok", "status_b": "ok", "top1_agree": True,
-                  "top1_b": 0, "max_abs_err": 1e-7}).to_parquet(tmp_path / "per_image.parquet")
-    (tmp_path / "deploy.json").write_text(json.dumps({"status": "ok"}))
-    inputs = {"mutant_lib": "arm.so", "original_lib": "host.so", "mutant_info": "deploy.json", "inputs": "inputs.npz",
-              "per_image": "per_image.parquet"}
-    outputs = {k: str(tmp_path / v) for k, v in (("profile", "profile.json"), ("kernels", "kernels.parquet"),
-                                                  ("plot", "growth.png"))}
-    record = device_stage(inputs={**{k: str(tmp_path / v) for k, v in inputs.items()}, "onnx": str(onnx)},
-                          outputs=outputs, pair={"a": "B", "b": "A"},
-                          settings={"images": 8, "tolerance": 1e-9, "timeout_s": 300}, log=tmp_path / "log",
-                          device={"target_kind": "llvm", "rpc": board, "session_timeout_s": 300})
-    return record, pd.read_parquet(outputs["kernels"])
+ARM_BUILD = {**AARCH64_TARGET, "cross_compiler": "aarch64-linux-gnu-g++"}
 
 
-def test_a_device_pair_is_rooted_on_the_board_at_the_kernels_whose_code_differs(board, small_onnx, tmp_path):
+def _on_board(board: dict) -> dict:
+    """The board as a device pair's probe reaches it (fused multiply-add in every multiply-add kernel, as NEON
+    has it)."""
+    return {"target_kind": "llvm", "rpc": board, "session_timeout_s": 300}
+
+
+def test_a_device_pair_is_rooted_on_the_board_at_the_kernels_whose_code_differs(board, small_onnx, device_pair):
     """The host's build without FMA (`mattr: -fma`) against the board's, whose multiply-adds NEON fuses: each of
     the board's kernels, replayed on the board on the host build's inputs of that call, adds error by itself
     exactly where it multiplies and adds (both convolutions, the classifier's matmul), not in pooling or the
     mean; the root is the stem's convolution, found by replay; the board's chain of kernels ends where its own
     VM run ends."""
     assert " fma " in f" {Path('/proc/cpuinfo').read_text()} ", "the planted difference needs a host with FMA"
-    record, table = _device_pair(tmp_path, small_onnx, {"kind": "llvm", "mattr": ["-fma"]}, board)
+    record, table = device_pair(small_onnx, "default", {"kind": "llvm", "mattr": ["-fma"]}, ARM_BUILD,
+                                _on_board(board))
     assert record["status"] == "ok" and record["confirmed"]["holds"], record
     assert set(table.loc[table["local_departs"], "kernel"]) == {
         "fused_conv2d_add_maximum_minimum", "fused_conv2d1_add1_relu_add2", "fused_matmul_add3"}
@@ -281,10 +257,10 @@ def test_a_device_pair_is_rooted_on_the_board_at_the_kernels_whose_code_differs(
     assert table["chain_matches_run"].dropna().tolist() == [True, True]
 
 
-def test_a_device_pair_the_board_reproduces_bit_for_bit_departs_nowhere(board, small_onnx, tmp_path):
+def test_a_device_pair_the_board_reproduces_bit_for_bit_departs_nowhere(board, small_onnx, device_pair):
     """The control: the host's build with FMA against the board's, which fuse the same multiply-adds and sum in
     the same order: no kernel replayed on the board departs, nor does any chained output, and the predicate
     (logits move) does not hold."""
-    record, table = _device_pair(tmp_path, small_onnx, {"kind": "llvm"}, board)
+    record, table = device_pair(small_onnx, "default", {"kind": "llvm"}, ARM_BUILD, _on_board(board))
     assert record["status"] == "ok" and not record["confirmed"]["holds"] and record["root"] is None, record
     assert (table["local_abs"] == 0).all() and (table["propagated_abs"] == 0).all()

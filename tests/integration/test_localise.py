@@ -596,43 +596,22 @@ def test_a_kernel_mutants_bundle_transplants_its_kernel_and_reproduces(tmp_path)
     assert repro().returncode == 1 and repro("--build", "control").returncode == 0
 
 
-def _fma_device_pair(tmp_path: Path, small_onnx: Path, optimisation: str):
-    """deltamut.localise.stage.device_stage on the small CNN built under `optimisation` for the host and for the
-    host without FMA (`mattr: -fma`), two images: the profile and the kernel table."""
-    import pandas as pd
-
-    from deltamut.localise.stage import device_stage
-
+def _fma_device_pair(device_pair, small_onnx: Path, optimisation: str):
+    """The small CNN built under `optimisation` for the host and for the host without FMA (`mattr: -fma`)."""
     assert " fma " in f" {Path('/proc/cpuinfo').read_text()} ", "the planted difference needs a host with FMA"
-    opt = OptConfig.from_dict(optimisation, section_default("optimisations")[optimisation])
-    lowered = lower(optimise_graph(import_onnx(small_onnx), opt), opt)
-    build_library(lowered, {"kind": "llvm"}, opt, tmp_path / "fma.so")
-    build_library(lowered, {"kind": "llvm", "mattr": ["-fma"]}, opt, tmp_path / "nofma.so")
-    ids = ["p", "q"]
-    np.savez(tmp_path / "inputs.npz", x=_images(2, 16), ids=np.array(ids))
-    pd.DataFrame({"a": "B", "b": "A", "image": ids, "status_a": "ok", "status_b": "ok", "top1_agree": True,
-                  "top1_b": 0, "max_abs_err": 1e-7}).to_parquet(tmp_path / "per_image.parquet")
-    (tmp_path / "deploy.json").write_text(json.dumps({"status": "ok"}))
-    inputs = {"mutant_lib": "nofma.so", "original_lib": "fma.so", "mutant_info": "deploy.json",
-              "inputs": "inputs.npz", "per_image": "per_image.parquet"}
-    outputs = {k: str(tmp_path / v) for k, v in (("profile", "profile.json"), ("kernels", "kernels.parquet"),
-                                                  ("plot", "growth.png"))}
-    record = device_stage(inputs={**{k: str(tmp_path / v) for k, v in inputs.items()}, "onnx": str(small_onnx)},
-                          outputs=outputs, pair={"a": "B", "b": "A"},
-                          settings={"images": 8, "tolerance": 1e-9, "timeout_s": 300}, log=tmp_path / "log")
-    return record, pd.read_parquet(outputs["kernels"])
+    return device_pair(small_onnx, optimisation, {"kind": "llvm"}, {"kind": "llvm", "mattr": ["-fma"]})
 
 
 MULTIPLY_ADD = {"fused_conv2d_add_maximum_minimum", "fused_conv2d1_add1_relu_add2", "fused_matmul_add3"}
 
 
-def test_a_device_pair_is_rooted_at_the_kernels_whose_code_differs_across_targets(tmp_path, small_onnx):
+def test_a_device_pair_is_rooted_at_the_kernels_whose_code_differs_across_targets(device_pair, small_onnx):
     """Two host-CPU devices whose targets differ in one planted way: one leaves out FMA (`mattr: -fma`), so
     each kernel that multiplies and adds (both convolutions, the classifier's matmul) rounds otherwise; pooling
     and the mean do not multiply. Each kernel of the no-FMA build replayed on the FMA build's inputs: exactly
     the multiply-add kernels add error by themselves, and the root is the first of them, the stem's
     convolution (named as the ONNX Clip its fused kernel computes); the rest only carry it."""
-    record, table = _fma_device_pair(tmp_path, small_onnx, "default")
+    record, table = _fma_device_pair(device_pair, small_onnx, "default")
     assert record["status"] == "ok" and record["predicate"]["kind"] == "drift" and record["confirmed"]["holds"]
     assert set(table.loc[table["local_departs"], "kernel"]) == MULTIPLY_ADD
     assert (table.loc[table["kernel"].isin(["max_pool2d", "mean"]), "local_abs"] == 0).all()
@@ -641,13 +620,13 @@ def test_a_device_pair_is_rooted_at_the_kernels_whose_code_differs_across_target
     assert record["root_onnx_op_type"] == "Clip"
 
 
-def test_a_device_kernel_whose_weights_are_packed_otherwise_is_replayed_with_its_own_constants(tmp_path,
+def test_a_device_kernel_whose_weights_are_packed_otherwise_is_replayed_with_its_own_constants(device_pair,
                                                                                                small_onnx):
     """The same pair under `extended`, whose CPU schedule rules pack each convolution's weights at compile time
     for the target's instruction set: the no-FMA build's convolutions refuse the FMA build's packed weights
     (another signature), so each runs on the FMA build's activations with its own constants. Every kernel is
     replayed, and the answer is the planted one: the multiply-add kernels, rooted at the stem."""
-    record, table = _fma_device_pair(tmp_path, small_onnx, "extended")
+    record, table = _fma_device_pair(device_pair, small_onnx, "extended")
     assert table["replay_error"].isna().all(), table["replay_error"]
     own = set(table.loc[table["replayed_with"] == "own constants", "kernel"])
     assert own == {"fused_conv2d_add_maximum_minimum", "fused_conv2d1_add1_relu_add2"}
