@@ -115,9 +115,9 @@ def _bench_model(name: str, args: argparse.Namespace) -> list[dict]:
 def _in_workers(name: str, onnx_path: Path, builds: dict[str, tuple[Path, float]], x: np.ndarray,
                 args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, float]]:
     """The pipeline's protocol (module doc): one worker process per runner, rounds, ratios per round."""
-    from deltamut.compare.stats import compare_rounds
     from deltamut.outcome import Status
     from deltamut.runner.stage import framework_backend, tvm_backend
+    from deltamut.timing.records import compare_members
     from deltamut.timing.rounds import TimingSettings, time_group
 
     inputs = tmp / "inputs.npz"
@@ -131,10 +131,9 @@ def _in_workers(name: str, onnx_path: Path, builds: dict[str, tuple[Path, float]
     failed = {k: m["error"] for k, m in members.items() if m["status"] != Status.OK.value}
     if failed:
         raise SystemExit(f"{name}: timing failed: {failed} (log: {tmp / 'timing.log'})")
-    ort = members["onnxruntime"]["rounds"]
     out = {}
     for runner, m in members.items():
-        c = compare_rounds(ort, m["rounds"])
+        c, _ = compare_members(members["onnxruntime"], m)
         out[runner] = {"median_ms": c.median_b, "ratio_vs_ort": c.ratio, "ratio_ci_low": c.ci_low,
                        "ratio_ci_high": c.ci_high, "rounds": c.n_b,
                        "warmup_calls": m["warmup"].get("calls"), "calls_per_block": m["calls_per_block"]}

@@ -3,20 +3,27 @@
 For each runner (ONNX Runtime, PyTorch eager, a TVM build), one timing group (`deltamut.timing.rounds`, the
 timing jobs' protocol and settings) of six workers of the same variant and three more whose every call carries
 a planted 1.3x slowdown (it spins for 0.3x its own time after each call). The 15 A/A pairs of plain workers
-must come out `same_speed` (any other verdict is false); the 15 pairs of a slowed worker against a plain one
-must come out `slower`. Also printed: each worker's median call time, whose spread across workers of one
-variant is what the verdicts must not mistake for a difference. Usage:
+must come out `same_speed` (`slower` or `faster` is false; `unknown`, a machine too busy to judge, is counted
+apart); the 15 pairs of a slowed worker against a plain one must come out `slower`. Also printed: each
+worker's median call time, whose spread across workers of one variant is what the verdicts must not mistake
+for a difference, and how many blocks were retaken because others took the cores. Usage:
 
     .venv/bin/python bench/timing_oracle.py --model efficientnet_lite0 --runners onnxruntime,torch,tvm \\
-        --out oracle.csv [--timing '{"pool_spin_count": null}']
+        --out oracle.csv [--timing '{"pool_spin_count": null}'] [--neighbour]
+
+`--neighbour` plants a neighbour for the whole run: a process that spins on one core for 50-300 ms at a time
+and sleeps 50-500 ms between (seeded), the kind of load that lands on one variant's block and not the next.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -37,8 +44,8 @@ def _backend(runner: str, model: str, onnx_path: Path, lib: Path | None, threads
 
 def oracle(runner: str, backend: dict, inputs: Path, timing: dict, threads: int | None, log: Path) -> dict:
     """One group's A/A and planted counts, and its workers' median call times."""
-    from deltamut.compare.stats import compare_rounds
-    from deltamut.compare.verdicts import grade_latency
+    from deltamut.compare.verdicts import LatencyVerdict, grade_latency
+    from deltamut.timing.records import compare_members
     from deltamut.timing.rounds import TimingSettings, time_group
 
     plain = [f"plain{i}" for i in range(PLAIN)]
@@ -51,15 +58,42 @@ def oracle(runner: str, backend: dict, inputs: Path, timing: dict, threads: int 
         raise SystemExit(f"{runner}: timing failed: {bad} (log {log})")
 
     def verdict(a: str, b: str) -> str:  # b against its baseline a
-        return grade_latency(compare_rounds(members[a]["rounds"], members[b]["rounds"]))
+        lat, busy = compare_members(members[a], members[b])
+        return LatencyVerdict.UNKNOWN.value if busy else grade_latency(lat)
 
     aa = [verdict(a, b) for a, b in itertools.combinations(plain, 2)]
     planted = [verdict(p, s) for s in slowed for p in plain[:5]]
     medians = [float(np.median([np.median(r) for r in members[v]["rounds"]])) for v in plain]
-    return {"runner": runner, "aa_false": sum(v != "same_speed" for v in aa), "aa_pairs": len(aa),
-            "planted_slower": sum(v == "slower" for v in planted), "planted_pairs": len(planted),
+    claims = (LatencyVerdict.SLOWER.value, LatencyVerdict.FASTER.value)
+    return {"runner": runner, "aa_false": sum(v in claims for v in aa), "aa_unknown": aa.count("unknown"),
+            "aa_pairs": len(aa), "planted_slower": planted.count("slower"),
+            "planted_unknown": planted.count("unknown"), "planted_pairs": len(planted),
+            "retaken_blocks": sum(m["retaken"] for m in members.values()),
             "plain_median_ms_min": min(medians), "plain_median_ms_max": max(medians),
             "spin": settings.pool_spin_count, "gap_s": settings.gap_s, "rounds": settings.rounds}
+
+
+_BURSTS = """
+import random, sys, time
+random.seed(int(sys.argv[1]))
+while True:
+    end = time.perf_counter() + random.uniform(0.05, 0.3)
+    while time.perf_counter() < end:
+        pass
+    time.sleep(random.uniform(0.05, 0.5))
+"""
+
+
+@contextlib.contextmanager
+def neighbour(on: bool, seed: int = 0):
+    """A bursty neighbour process while the block runs (nothing if not `on`)."""
+    proc = subprocess.Popen([sys.executable, "-c", _BURSTS, str(seed)]) if on else None
+    try:
+        yield
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timing", default="{}", help="`timing:` settings as JSON (default: the schema's)")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="each worker's pool size")
     ap.add_argument("--out", type=Path, default=Path("timing_oracle.csv"))
+    ap.add_argument("--neighbour", action="store_true", help="a neighbour spinning in bursts meanwhile")
     args = ap.parse_args(argv)
 
     import torch
@@ -92,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             lib, _ = _build_pipeline(onnx_path, args.config, tmp)
         for runner in args.runners.split(","):
             backend = _backend(runner, args.model, onnx_path, lib, args.threads)
-            rows.append(oracle(runner, backend, inputs, json.loads(args.timing), args.threads,
-                               tmp / f"{runner}.log"))
+            with neighbour(args.neighbour):
+                rows.append({**oracle(runner, backend, inputs, json.loads(args.timing), args.threads,
+                                      tmp / f"{runner}.log"), "neighbour": args.neighbour})
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from deltamut.numeric import max_abs_diff
 from deltamut.outcome import Status
 from deltamut.runner.outputs import Outputs, load_outputs
 from deltamut.study import FLOAT64
-from deltamut.timing.records import pair_timing
+from deltamut.timing.records import compare_members, pair_timing
 
 OK = Status.OK.value
 COORDS = ("framework", "conversion", "opt", "mutant", "device", "target")
@@ -223,8 +223,12 @@ def _latency(s: _Sides, thresholds: Thresholds, timing: dict[str, Any] | None) -
     timing = timing or {"untimed": "not timed: no timing records"}
     why = timing.get("untimed") or timing.get("failed") or ""
     # The baseline goes first: ratio = variant / baseline and "slower" means the variant `a` is slower.
-    lat = compare_rounds([], []) if why else compare_rounds(timing["b"]["rounds"], timing["a"]["rounds"])
-    verdict = LatencyVerdict.NOT_TIMED.value if "untimed" in timing else grade_latency(lat, thresholds)
+    if why:
+        lat = compare_rounds([], [])
+    else:
+        lat, why = compare_members(timing["b"], timing["a"], timing.get("settings", {}).get("min_undisturbed_share"))
+    verdict = LatencyVerdict.NOT_TIMED.value if "untimed" in timing else \
+        LatencyVerdict.UNKNOWN.value if why else grade_latency(lat, thresholds)
     return {
         "median_latency_a_ms": lat.median_b, "median_latency_b_ms": lat.median_a,
         "latency_ratio": lat.ratio, "latency_ci_low": lat.ci_low, "latency_ci_high": lat.ci_high,

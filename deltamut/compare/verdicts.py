@@ -123,7 +123,7 @@ class LatencyVerdict(StrEnum):
     SAME_SPEED = "same_speed"
     FASTER = "faster"
     SLOWER = "slower"
-    UNKNOWN = "unknown"  # no timings on one side (it failed, or its timing did): nothing to judge
+    UNKNOWN = "unknown"  # no timings on one side (it failed, or its timing did), or the machine was busy
     NOT_TIMED = "not_timed"  # no timing group holds both sides (across devices, ...): no claim either way
 
 
@@ -251,7 +251,8 @@ def grade_pair(image_verdicts: Iterable[str]) -> str:
 
 
 def grade_latency(comparison: LatencyComparison, thresholds: Thresholds | None = None) -> str:
-    """slower / faster when the shift is both significant (Mann-Whitney p < alpha) and large enough.
+    """slower / faster when the shift is both significant (the comparison's p < alpha: for timing rounds the
+    bootstrap test of the median round ratio, `compare_rounds`) and large enough.
 
     "Large enough" is symmetric on a log scale: slower when the median ratio >= 1 + m, faster when it is
     <= 1 / (1 + m), so halving and doubling are equally big changes.

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from deltamut.compare.stats import LatencyComparison, compare_rounds
+from deltamut.defaults import defaults
 from deltamut.fsutil import read_json
 from deltamut.outcome import Status
 from deltamut.study.refs import FLOAT64
@@ -35,6 +38,24 @@ def pair_timing(records: list[dict[str, Any]], variants: dict[str, dict[str, Any
         if a in members and b in members:
             bad = [f"{vid}: {members[vid]['status']} ({members[vid].get('error', '')})" for vid in (a, b)
                    if members[vid]["status"] != Status.OK.value]
-            out = {"group": rec.get("group", ""), "a": members[a], "b": members[b]}
+            out = {"group": rec.get("group", ""), "a": members[a], "b": members[b],
+                   "settings": rec.get("settings", {})}
             return {**out, "failed": "not timed: " + "; ".join(bad)} if bad else out
     return {"untimed": untimed_reason(variants, a, b)}
+
+
+def compare_members(a: dict[str, Any], b: dict[str, Any],
+                    min_undisturbed_share: float | None = None) -> tuple[LatencyComparison, str]:
+    """B against A (ratio B / A) over the rounds in which neither block stayed disturbed after its retakes
+    (`deltamut.timing.contention`), and why there may be no verdict: where fewer than `min_undisturbed_share`
+    of the rounds were undisturbed, the comparison says too little to call the speeds equal or not."""
+    busy = [x or y for x, y in itertools.zip_longest(a.get("disturbed", []), b.get("disturbed", []), fillvalue=False)]
+    ra = [[] if r < len(busy) and busy[r] else calls for r, calls in enumerate(a["rounds"])]
+    rb = [[] if r < len(busy) and busy[r] else calls for r, calls in enumerate(b["rounds"])]
+    lat = compare_rounds(ra, rb)
+    rounds = min(len(a["rounds"]), len(b["rounds"]))
+    share = defaults("timing")["min_undisturbed_share"] if min_undisturbed_share is None else min_undisturbed_share
+    if rounds and lat.n_a < share * rounds:
+        return lat, (f"machine busy: only {lat.n_a} of {rounds} rounds ran with the cores to themselves "
+                     "(others or the hypervisor took them); no speed claim")
+    return lat, ""

@@ -12,7 +12,8 @@ the workers' pools spin briefly (`pool_spin_count`: TVM's default spun on past t
 the next variant's calls) and the first call of each block is dropped: it competes with the threads of the
 variant before, still spinning (TVM came out 7x slower without that on 2 cores). A block holds as many calls
 as fit in `block_s` (at least one kept, at most `max_block`), so a 500 ms unscheduled build is not called as
-often as a 5 ms one: a timing budget, not a fixed repeat count.
+often as a 5 ms one: a timing budget, not a fixed repeat count. A burst of load that lands on one block does
+not cancel: a block during which others took the cores is retaken (`deltamut.timing.contention`).
 
 A variant whose worker fails to open, hangs or dies is recorded with what happened and the rounds it
 finished; the others go on. Its pairs get no verdict: a failure of timing is never a finding about speed.
@@ -52,6 +53,9 @@ class TimingSettings:
     images: int = schema_field("timing", "images")
     gap_s: float = schema_field("timing", "gap_s")
     pool_spin_count: int | None = schema_field("timing", "pool_spin_count")
+    max_foreign_share: float = schema_field("timing", "max_foreign_share")
+    retakes: int = schema_field("timing", "retakes")
+    min_undisturbed_share: float = schema_field("timing", "min_undisturbed_share")
     stable_calls: int = schema_field("timing", "stable_calls")
     stable_tolerance: float = schema_field("timing", "stable_tolerance")
     warmup_max_calls: int = schema_field("timing", "warmup_max_calls")
@@ -87,6 +91,9 @@ class _Member:
     warmup: dict[str, Any] = field(default_factory=dict)
     calls: int = 0
     rounds: list[list[float]] = field(default_factory=list)
+    foreign: list[float | None] = field(default_factory=list)
+    disturbed: list[bool] = field(default_factory=list)
+    retaken: int = 0
 
     @property
     def live(self) -> bool:
@@ -100,7 +107,8 @@ class _Member:
 
     def record(self) -> dict[str, Any]:
         return {"status": self.status, "error": self.error, "info": self.info, "warmup": self.warmup,
-                "calls_per_block": self.calls, "rounds": self.rounds}
+                "calls_per_block": self.calls, "rounds": self.rounds, "foreign": self.foreign,
+                "disturbed": self.disturbed, "retaken": self.retaken}
 
 
 def _ended(ev: dict | None, waited_s: float, doing: str) -> tuple[Status, str]:
@@ -169,6 +177,29 @@ def _warm_all(members: list[_Member], settings: TimingSettings) -> None:
             m.calls = settings.calls_per_block(ev["call_ms"])
 
 
+def _disturbed(foreign: float | None, settings: TimingSettings) -> bool:
+    return foreign is not None and foreign > settings.max_foreign_share
+
+
+def _block(m: _Member, r: int, settings: TimingSettings, n_images: int) -> None:
+    """Round r's block of one variant, retaken while others took more than `max_foreign_share` of the cores
+    (`deltamut.timing.contention`), at most `retakes` times; the last take is kept, flagged if disturbed."""
+    for take in range(int(settings.retakes) + 1):
+        # let the previous variant's pool threads stop spinning; before a retake, let the burst pass
+        time.sleep(settings.gap_s if take == 0 else max(settings.gap_s, settings.block_s))
+        ev = _ask(m, {"cmd": "block", "image": r % n_images, "calls": m.calls}, "block",
+                  settings.call_timeout_s * m.calls, f"timing round {r}")
+        if ev is None:
+            return
+        foreign = ev.get("foreign")
+        if not _disturbed(foreign, settings) or take == settings.retakes:
+            break
+        m.retaken += 1
+    m.rounds.append(ev["ms"][1:])
+    m.foreign.append(foreign)
+    m.disturbed.append(_disturbed(foreign, settings))
+
+
 def _rounds(members: list[_Member], settings: TimingSettings, n_images: int) -> int:
     """The interleaved rounds; returns how many ran."""
     done = 0
@@ -178,11 +209,7 @@ def _rounds(members: list[_Member], settings: TimingSettings, n_images: int) -> 
             break
         shift = r % len(live)
         for m in live[shift:] + live[:shift]:
-            time.sleep(settings.gap_s)  # let the previous variant's pool threads stop spinning
-            ev = _ask(m, {"cmd": "block", "image": r % n_images, "calls": m.calls}, "block",
-                      settings.call_timeout_s * m.calls, f"timing round {r}")
-            if ev is not None:
-                m.rounds.append(ev["ms"][1:])
+            _block(m, r, settings, n_images)
         done = r + 1
     return done
 

@@ -10,7 +10,8 @@ computes at a time:
   settled call time.
 - `{"cmd": "block", "image": i, "calls": c}`: c back-to-back calls on image i; answers `block` with each
   call's milliseconds, the first included (the parent drops it: it pays for the previous variant's threads
-  still spinning).
+  still spinning), and `foreign`: the share of the cores that others took during the kept calls
+  (`deltamut.timing.contention`; null where it cannot be read).
 - `{"cmd": "stop"}` or end of input: close and exit.
 
 `planted_slowdown` in the job (a factor f > 1) makes every call take f times as long by spinning after it:
@@ -26,6 +27,8 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+
+from deltamut.timing import contention
 
 
 def _emit(event: dict) -> None:
@@ -76,6 +79,13 @@ def _warmup(call: _Timed, image: np.ndarray, job: dict) -> dict:
             "call_ms": float(np.median(times[-calls:]))}
 
 
+def _block(call: _Timed, image: np.ndarray, calls: int) -> dict:
+    ms = [call(image)]
+    before = contention.snapshot()
+    ms += [call(image) for _ in range(calls - 1)]
+    return {"event": "block", "ms": ms, "foreign": contention.foreign_share(before, contention.snapshot())}
+
+
 def main(job_path: str) -> int:
     job = json.loads(Path(job_path).read_text())
     with np.load(job["inputs"]) as z:
@@ -99,8 +109,7 @@ def main(job_path: str) -> int:
             if cmd["cmd"] == "warmup":
                 _emit(_warmup(call, images[0], job))
             elif cmd["cmd"] == "block":
-                image = images[int(cmd["image"]) % len(images)]
-                _emit({"event": "block", "ms": [call(image) for _ in range(int(cmd["calls"]))]})
+                _emit(_block(call, images[int(cmd["image"]) % len(images)], int(cmd["calls"])))
             else:
                 break
         except Exception as exc:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from deltamut.compare.stats import compare_rounds
 from deltamut.compare.verdicts import grade_latency
+from deltamut.timing.records import compare_members
 from deltamut.timing.rounds import TimingSettings, time_group
 
 PLAIN = [f"plain{i}" for i in range(6)]
@@ -82,8 +84,13 @@ def tvm_group(tmp_path_factory):
 
 
 def _verdicts(record, pairs):
+    """Each pair's verdict as a compare job gives it: `unknown` where the machine was too busy to judge."""
     members = record["members"]
-    return [grade_latency(compare_rounds(members[b]["rounds"], members[a]["rounds"])) for a, b in pairs]
+    verdicts = []
+    for a, b in pairs:
+        lat, busy = compare_members(members[b], members[a])
+        verdicts.append("unknown" if busy else grade_latency(lat))
+    return verdicts
 
 
 def test_an_aa_comparison_gives_at_most_one_false_verdict_in_15(group):
@@ -97,7 +104,7 @@ def test_a_planted_1_3x_slowdown_is_called_slower_in_at_least_14_of_15(group):
     verdicts = _verdicts(group, pairs)
     assert len(verdicts) == 15
     assert sum(v == "slower" for v in verdicts) >= 14, verdicts
-    ratios = [compare_rounds(group["members"][p]["rounds"], group["members"][s]["rounds"]).ratio for s, p in pairs]
+    ratios = [compare_members(group["members"][p], group["members"][s])[0].ratio for s, p in pairs]
     assert np.median(ratios) == pytest.approx(1.3, rel=0.1)
 
 
@@ -125,3 +132,23 @@ def test_a_planted_1_3x_slowdown_of_a_tvm_build_is_called_slower_in_at_least_14_
     pairs = [(s, p) for s, p in itertools.product(SLOWED, PLAIN[:5])]
     verdicts = _verdicts(tvm_group, pairs)
     assert sum(v == "slower" for v in verdicts) >= 14, verdicts
+
+
+@pytest.fixture
+def neighbour():
+    """Another process holding one core for as long as the test runs."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_a_neighbour_holding_a_core_throughout_leaves_every_pair_without_a_speed_verdict(six_convs, neighbour,
+                                                                                       tmp_path):
+    _, onnx, inputs = six_convs
+    ort = {"kind": "onnxruntime", "onnx": str(onnx), "threads": None}
+    backends = {"plain0": dict(ort), "plain1": dict(ort), "slowed0": {**ort, "planted_slowdown": 1.3}}
+    record = time_group(backends, inputs, TimingSettings(rounds=4, retakes=1), tmp_path / "timing.log")
+    for member in record["members"].values():
+        assert member["disturbed"] == [True] * 4 and member["retaken"] == 4, member["foreign"]
+    assert _verdicts(record, [("plain0", "plain1"), ("plain0", "slowed0")]) == ["unknown", "unknown"]

@@ -166,6 +166,19 @@ def test_a_pair_no_group_timed_gets_no_latency_verdict_and_says_why():
     assert summary["latency_verdict"] == "unknown" and summary["latency_caveat"].startswith("not timed: a: crash")
 
 
+def test_a_pair_timed_on_a_busy_machine_gets_no_latency_verdict_and_says_so():
+    """Twice as slow in the rounds that were timed with the cores free, but those are 2 of 6: no claim."""
+    out, slow = outputs([[3, 2, 1]]), outputs([[3, 2, 1]])
+    busy = [True, True, False, True, False, True]
+    timing = {"group": "main-cpu", "settings": {"min_undisturbed_share": 0.5},
+              "a": {"status": "ok", "rounds": [[2.0]] * 6, "disturbed": busy},
+              "b": {"status": "ok", "rounds": [[1.0]] * 6, "disturbed": [False] * 6}}
+    summary = compare_pair("m", "compiler", "a", "b", slow, out, np.array([-1]), COORDS, Thresholds(),
+                           timing=timing)[1]
+    assert summary["latency_verdict"] == "unknown" and summary["latency_rounds"] == 2
+    assert summary["latency_caveat"].startswith("machine busy: only 2 of 6 rounds")
+
+
 def test_latency_verdict_says_when_schedules_differ():
     """A mutant whose kernel the CPU rules could not schedule is slower because of that, not of the mutation."""
     def built(fallbacks, rule="rules"):

@@ -82,3 +82,35 @@ def test_warmup_ends_when_the_last_calls_agree():
 @pytest.mark.parametrize(("call_ms", "calls"), [(0.5, 20), (5.0, 20), (40.0, 4), (500.0, 2), (float("nan"), 2)])
 def test_a_block_fits_its_time_budget(call_ms, calls):
     assert TimingSettings(block_s=0.1, max_block=20).calls_per_block(call_ms) == calls
+
+
+def _snap(wall, own, busy, stalled, cpus=2):
+    from deltamut.timing.contention import Snapshot
+
+    return Snapshot(wall, own, busy, stalled, frozenset(range(cpus)))
+
+
+def test_a_block_is_disturbed_by_the_share_of_it_a_neighbour_held_the_cores():
+    from deltamut.timing.contention import _TICK_S, foreign_share
+
+    # 0.2 s on 2 CPUs; some task waited for a CPU for 0.05 s of it: a quarter of the block
+    assert foreign_share(_snap(0, 0, None, 1.0), _snap(0.2, 0.4, None, 1.05)) == pytest.approx(0.25)
+    # nobody waited, but the CPUs were busy 0.3 s beyond our own 0.1 s (a neighbour, or steal), less a tick each
+    share = foreign_share(_snap(0, 0, 10.0, 0.0), _snap(0.2, 0.1, 10.4, 0.0))
+    assert share == pytest.approx((0.3 - 2 * _TICK_S) / 0.4)
+    # within a tick per CPU of our own time: quiet
+    assert foreign_share(_snap(0, 0, 10.0, 0.0), _snap(0.2, 0.4, 10.0 + 0.4 + _TICK_S, 0.0)) == 0.0
+    assert foreign_share(_snap(0, 0, None, None), _snap(0.2, 0.4, None, None)) is None
+
+
+def test_a_pair_is_compared_on_the_rounds_neither_side_was_disturbed_in_or_not_at_all():
+    from deltamut.timing.records import compare_members
+
+    a = {"rounds": [[10.0]] * 6, "disturbed": [False, True, False, False, False, False]}
+    b = {"rounds": [[13.0]] * 5 + [[1.0]], "disturbed": [False, False, False, False, False, True]}
+    lat, busy = compare_members(a, b, min_undisturbed_share=0.5)
+    assert (lat.n_a, lat.ratio, busy) == (4, pytest.approx(1.3), "")  # rounds 1 and 5 left out
+    lat, busy = compare_members(a, b, min_undisturbed_share=0.8)
+    assert lat.n_a == 4 and busy.startswith("machine busy: only 4 of 6 rounds")
+    legacy = compare_members({"rounds": [[10.0]] * 3}, {"rounds": [[13.0]] * 3})  # records without flags
+    assert legacy[0].n_a == 3 and legacy[1] == ""
