@@ -83,7 +83,8 @@ def test_tables_cover_every_pair(finished):
     assert (timed[equivalent].latency_verdict == "unknown").all()
     assert timed[equivalent].latency_caveat.str.contains("equivalent").all()
     ran = timed[~equivalent]
-    assert (ran.latency_rounds == 15).all() and ran.latency_ratio.notna().all() and ran.latency_p.notna().all()
+    # 30 rounds, less any that a burst of load still disturbed on either side after its retakes
+    assert ran.latency_rounds.between(15, 30).all() and ran.latency_ratio.notna().all() and ran.latency_p.notna().all()
     assert pairs.loc[pairs.kind == "precision", "latency_verdict"].item() == "not_timed"
     twin = yaml.safe_load((finished / "results/tiny/timing/mutants-default-cpu-0.json").read_text())
     assert twin["members"]["tvm/default/twin_of_mnn11/cpu"]["status"] == "equivalent"  # never built: not timed
