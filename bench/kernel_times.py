@@ -77,12 +77,7 @@ def tvm_kernels(lib: Path, x: np.ndarray, number: int) -> tuple[list[dict], floa
 
     def hook(name, args):
         fn = build.kernel(name)
-        times = []
-        for _ in range(number):
-            t0 = time.perf_counter()
-            fn(*args)
-            times.append(time.perf_counter() - t0)
-        rows.append({"kernel": name, "tvm_ms": 1e3 * float(np.median(times)),
+        rows.append({"kernel": name, "tvm_ms": _median_ms(lambda: fn(*args), number, warmup=0),
                      "tvm_in_run_ms": 1e3 * float(np.median(in_run[len(rows)]))})
 
     build.run(x, hook)
@@ -98,8 +93,8 @@ def _plain_vm(lib: Path, x: np.ndarray):
     return lambda: fn(data)
 
 
-def _median_ms(fn, number: int) -> float:
-    for _ in range(5):
+def _median_ms(fn, number: int, warmup: int = 5) -> float:
+    for _ in range(warmup):
         fn()
     times = []
     for _ in range(number):

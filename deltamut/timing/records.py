@@ -50,9 +50,11 @@ def compare_members(a: dict[str, Any], b: dict[str, Any],
     (`deltamut.timing.contention`), and why there may be no verdict: where fewer than `min_undisturbed_share`
     of the rounds were undisturbed, the comparison says too little to call the speeds equal or not."""
     busy = [x or y for x, y in itertools.zip_longest(a.get("disturbed", []), b.get("disturbed", []), fillvalue=False)]
-    ra = [[] if r < len(busy) and busy[r] else calls for r, calls in enumerate(a["rounds"])]
-    rb = [[] if r < len(busy) and busy[r] else calls for r, calls in enumerate(b["rounds"])]
-    lat = compare_rounds(ra, rb)
+
+    def clean(member: dict[str, Any]) -> list[list[float]]:  # a busy round emptied: compare_rounds skips it
+        return [[] if r < len(busy) and busy[r] else calls for r, calls in enumerate(member["rounds"])]
+
+    lat = compare_rounds(clean(a), clean(b))
     rounds = min(len(a["rounds"]), len(b["rounds"]))
     share = defaults("timing")["min_undisturbed_share"] if min_undisturbed_share is None else min_undisturbed_share
     if rounds and lat.n_a < share * rounds:
