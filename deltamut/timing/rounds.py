@@ -12,8 +12,9 @@ the workers' pools spin briefly (`pool_spin_count`: TVM's default spun on past t
 the next variant's calls) and the first call of each block is dropped: it competes with the threads of the
 variant before, still spinning (TVM came out 7x slower without that on 2 cores). A block holds as many calls
 as fit in `block_s` (at least one kept, at most `max_block`), so a 500 ms unscheduled build is not called as
-often as a 5 ms one: a timing budget, not a fixed repeat count. A burst of load that lands on one block does
-not cancel: a block during which others took the cores is retaken (`deltamut.timing.contention`).
+often as a 5 ms one: a timing budget, not a fixed repeat count; a call that outlasts `block_s` is the block
+alone, with nothing dropped. A burst of load that lands on one block does not cancel: a block during which
+others took the cores is retaken (`deltamut.timing.contention`), within a budget for the whole job.
 
 A variant whose worker fails to open, hangs or dies is recorded with what happened and the rounds it
 finished; the others go on. Its pairs get no verdict: a failure of timing is never a finding about speed.
@@ -55,6 +56,7 @@ class TimingSettings:
     pool_spin_count: int | None = schema_field("timing", "pool_spin_count")
     max_foreign_share: float = schema_field("timing", "max_foreign_share")
     retakes: int = schema_field("timing", "retakes")
+    retake_share: float = schema_field("timing", "retake_share")
     min_undisturbed_share: float = schema_field("timing", "min_undisturbed_share")
     stable_calls: int = schema_field("timing", "stable_calls")
     stable_tolerance: float = schema_field("timing", "stable_tolerance")
@@ -74,9 +76,21 @@ class TimingSettings:
         return cls(**given, threads=threads or runner.get("threads"))
 
     def calls_per_block(self, call_ms: float) -> int:
-        """Calls in one block: the dropped first one, then as many as fit in `block_s`, at least one."""
+        """Calls in one block: the dropped first one, then as many as fit in `block_s`, at least one; or, for a
+        call as long as the block, that one call kept. The dropped call pays for the previous variant's pool
+        still spinning and for caches it left cold, a cost of well under a millisecond that would swamp a 5 ms
+        call but is lost in a 300 ms one, whose dropped twin would double the block (an unscheduled build's
+        two calls a round were a third of the default study's timing)."""
+        if call_ms and math.isfinite(call_ms) and call_ms >= self.block_s * 1e3:
+            return 1
         kept = 1 if not call_ms or not math.isfinite(call_ms) else math.ceil(self.block_s * 1e3 / call_ms)
         return max(2, min(int(self.max_block), kept + 1))
+
+    def retake_budget(self, blocks: int) -> int:
+        """Retakes a job may spend in all: `retake_share` of its blocks. A burst passes and its blocks are
+        retaken; a machine busy throughout would otherwise retake every block `retakes` times, quadrupling the
+        job to give rounds that are all disturbed anyway."""
+        return math.floor(self.retake_share * blocks)
 
 
 @dataclass
@@ -181,21 +195,24 @@ def _disturbed(foreign: float | None, settings: TimingSettings) -> bool:
     return foreign is not None and foreign > settings.max_foreign_share
 
 
-def _block(m: _Member, r: int, settings: TimingSettings, n_images: int) -> None:
+def _block(m: _Member, r: int, settings: TimingSettings, n_images: int, budget: list[int]) -> None:
     """Round r's block of one variant, retaken while others took more than `max_foreign_share` of the cores
-    (`deltamut.timing.contention`), at most `retakes` times; the last take is kept, flagged if disturbed."""
+    (`deltamut.timing.contention`), at most `retakes` times and while the job's `budget` (a one-item list, the
+    retakes left) lasts; the last take is kept, flagged if disturbed."""
+    drop = m.calls > 1
     for take in range(int(settings.retakes) + 1):
         # let the previous variant's pool threads stop spinning; before a retake, let the burst pass
         time.sleep(settings.gap_s if take == 0 else max(settings.gap_s, settings.block_s))
-        ev = _ask(m, {"cmd": "block", "image": r % n_images, "calls": m.calls}, "block",
+        ev = _ask(m, {"cmd": "block", "image": r % n_images, "calls": m.calls, "drop": drop}, "block",
                   settings.call_timeout_s * m.calls, f"timing round {r}")
         if ev is None:
             return
         foreign = ev.get("foreign")
-        if not _disturbed(foreign, settings) or take == settings.retakes:
+        if not _disturbed(foreign, settings) or take == settings.retakes or budget[0] <= 0:
             break
         m.retaken += 1
-    m.rounds.append(ev["ms"][1:])
+        budget[0] -= 1
+    m.rounds.append(ev["ms"][1:] if drop else ev["ms"])
     m.foreign.append(foreign)
     m.disturbed.append(_disturbed(foreign, settings))
 
@@ -203,13 +220,14 @@ def _block(m: _Member, r: int, settings: TimingSettings, n_images: int) -> None:
 def _rounds(members: list[_Member], settings: TimingSettings, n_images: int) -> int:
     """The interleaved rounds; returns how many ran."""
     done = 0
+    budget = [settings.retake_budget(int(settings.rounds) * sum(m.live for m in members))]
     for r in range(int(settings.rounds)):
         live = [m for m in members if m.live]
         if not live:
             break
         shift = r % len(live)
         for m in live[shift:] + live[:shift]:
-            _block(m, r, settings, n_images)
+            _block(m, r, settings, n_images, budget)
         done = r + 1
     return done
 

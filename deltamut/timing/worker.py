@@ -8,10 +8,10 @@ computes at a time:
   `stable_tolerance` of their median (lazy initialisation, caches and clocks have settled), at most
   `max_calls` calls or `max_s` seconds; answers `warm` with the calls made, whether they settled, and the
   settled call time.
-- `{"cmd": "block", "image": i, "calls": c}`: c back-to-back calls on image i; answers `block` with each
-  call's milliseconds, the first included (the parent drops it: it pays for the previous variant's threads
-  still spinning), and `foreign`: the share of the cores that others took during the kept calls
-  (`deltamut.timing.contention`; null where it cannot be read).
+- `{"cmd": "block", "image": i, "calls": c, "drop": d}`: c back-to-back calls on image i; answers `block` with
+  each call's milliseconds, the first included (with `drop`, the parent drops it: it pays for the previous
+  variant's threads still spinning), and `foreign`: the share of the cores that others took during the kept
+  calls (`deltamut.timing.contention`; null where it cannot be read).
 - `{"cmd": "stop"}` or end of input: close and exit.
 
 `planted_slowdown` in the job (a factor f > 1) makes every call take f times as long by spinning after it:
@@ -79,10 +79,10 @@ def _warmup(call: _Timed, image: np.ndarray, job: dict) -> dict:
             "call_ms": float(np.median(times[-calls:]))}
 
 
-def _block(call: _Timed, image: np.ndarray, calls: int) -> dict:
-    ms = [call(image)]
+def _block(call: _Timed, image: np.ndarray, calls: int, drop: bool = True) -> dict:
+    ms = [call(image)] if drop else []
     before = contention.snapshot()
-    ms += [call(image) for _ in range(calls - 1)]
+    ms += [call(image) for _ in range(calls - len(ms))]
     return {"event": "block", "ms": ms, "foreign": contention.foreign_share(before, contention.snapshot())}
 
 
@@ -109,7 +109,8 @@ def main(job_path: str) -> int:
             if cmd["cmd"] == "warmup":
                 _emit(_warmup(call, images[0], job))
             elif cmd["cmd"] == "block":
-                _emit(_block(call, images[int(cmd["image"]) % len(images)], int(cmd["calls"])))
+                image = images[int(cmd["image"]) % len(images)]
+                _emit(_block(call, image, int(cmd["calls"]), bool(cmd.get("drop", True))))
             else:
                 break
         except Exception as exc:

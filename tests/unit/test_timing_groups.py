@@ -79,9 +79,23 @@ def test_warmup_ends_when_the_last_calls_agree():
     assert not settled([5.0, 5.2], 3, 0.1)  # too few
 
 
-@pytest.mark.parametrize(("call_ms", "calls"), [(0.5, 20), (5.0, 20), (40.0, 4), (500.0, 2), (float("nan"), 2)])
+@pytest.mark.parametrize(("call_ms", "calls"), [(0.5, 20), (5.0, 20), (40.0, 4), (99.0, 3), (100.0, 1), (500.0, 1),
+                                                 (float("nan"), 2)])
 def test_a_block_fits_its_time_budget(call_ms, calls):
     assert TimingSettings(block_s=0.1, max_block=20).calls_per_block(call_ms) == calls
+
+
+def test_a_call_that_outlasts_the_block_is_kept_and_a_shorter_block_drops_its_first():
+    from deltamut.timing import worker
+
+    times = iter([7.0, 5.0, 5.1])
+    assert worker._block(lambda image: next(times), None, 3)["ms"] == [7.0, 5.0, 5.1]  # the parent drops 7.0
+    assert worker._block(lambda image: 300.0, None, 1, drop=False)["ms"] == [300.0]
+
+
+def test_a_job_retakes_at_most_its_share_of_blocks():
+    assert TimingSettings(retake_share=0.5).retake_budget(12) == 6
+    assert TimingSettings(retake_share=0).retake_budget(12) == 0
 
 
 def _snap(wall, own, busy, stalled, cpus=2):
