@@ -81,10 +81,11 @@ class TimingSettings:
         still spinning and for caches it left cold, a cost of well under a millisecond that would swamp a 5 ms
         call but is lost in a 300 ms one, whose dropped twin would double the block (an unscheduled build's
         two calls a round were a third of the default study's timing)."""
-        if call_ms and math.isfinite(call_ms) and call_ms >= self.block_s * 1e3:
+        if not call_ms or not math.isfinite(call_ms):
+            return 2
+        if call_ms >= self.block_s * 1e3:
             return 1
-        kept = 1 if not call_ms or not math.isfinite(call_ms) else math.ceil(self.block_s * 1e3 / call_ms)
-        return max(2, min(int(self.max_block), kept + 1))
+        return max(2, min(int(self.max_block), math.ceil(self.block_s * 1e3 / call_ms) + 1))
 
     def retake_budget(self, blocks: int) -> int:
         """Retakes a job may spend in all: `retake_share` of its blocks. A burst passes and its blocks are
@@ -195,12 +196,12 @@ def _disturbed(foreign: float | None, settings: TimingSettings) -> bool:
     return foreign is not None and foreign > settings.max_foreign_share
 
 
-def _block(m: _Member, r: int, settings: TimingSettings, n_images: int, budget: list[int]) -> None:
+def _block(m: _Member, r: int, settings: TimingSettings, n_images: int, retakes_left: int) -> None:
     """Round r's block of one variant, retaken while others took more than `max_foreign_share` of the cores
-    (`deltamut.timing.contention`), at most `retakes` times and while the job's `budget` (a one-item list, the
-    retakes left) lasts; the last take is kept, flagged if disturbed."""
-    drop = m.calls > 1
-    for take in range(int(settings.retakes) + 1):
+    (`deltamut.timing.contention`), at most `retakes` times and at most `retakes_left` (what the job's budget
+    has left); the last take is kept, flagged if disturbed."""
+    drop, most = m.calls > 1, min(int(settings.retakes), max(retakes_left, 0))
+    for take in range(most + 1):
         # let the previous variant's pool threads stop spinning; before a retake, let the burst pass
         time.sleep(settings.gap_s if take == 0 else max(settings.gap_s, settings.block_s))
         ev = _ask(m, {"cmd": "block", "image": r % n_images, "calls": m.calls, "drop": drop}, "block",
@@ -208,10 +209,9 @@ def _block(m: _Member, r: int, settings: TimingSettings, n_images: int, budget: 
         if ev is None:
             return
         foreign = ev.get("foreign")
-        if not _disturbed(foreign, settings) or take == settings.retakes or budget[0] <= 0:
+        if not _disturbed(foreign, settings) or take == most:
             break
         m.retaken += 1
-        budget[0] -= 1
     m.rounds.append(ev["ms"][1:] if drop else ev["ms"])
     m.foreign.append(foreign)
     m.disturbed.append(_disturbed(foreign, settings))
@@ -220,14 +220,14 @@ def _block(m: _Member, r: int, settings: TimingSettings, n_images: int, budget: 
 def _rounds(members: list[_Member], settings: TimingSettings, n_images: int) -> int:
     """The interleaved rounds; returns how many ran."""
     done = 0
-    budget = [settings.retake_budget(int(settings.rounds) * sum(m.live for m in members))]
+    budget = settings.retake_budget(int(settings.rounds) * sum(m.live for m in members))
     for r in range(int(settings.rounds)):
         live = [m for m in members if m.live]
         if not live:
             break
         shift = r % len(live)
         for m in live[shift:] + live[:shift]:
-            _block(m, r, settings, n_images, budget)
+            _block(m, r, settings, n_images, budget - sum(x.retaken for x in members))
         done = r + 1
     return done
 
